@@ -1,0 +1,218 @@
+"""Grouped rollout buffer: whole episodes, group Monte Carlo advantages, shuffled minibatches."""
+
+from collections.abc import Generator
+from typing import NamedTuple
+
+import numpy as np
+import torch as th
+from gymnasium import spaces
+from stable_baselines3.common.type_aliases import TensorDict
+
+from sb3_gpg import estimator
+from sb3_gpg.estimator import BinningFn
+
+
+class GroupRolloutBufferSamples(NamedTuple):
+    """A minibatch of a :class:`GroupRolloutBuffer` (SB3's ``RolloutBufferSamples`` without values)."""
+
+    observations: th.Tensor | TensorDict
+    actions: th.Tensor
+    old_log_prob: th.Tensor
+    advantages: th.Tensor
+    returns: th.Tensor
+
+
+class GroupRolloutBuffer:
+    """
+    Rollout buffer for GPG: variable-size, episode-ordered, with group Monte Carlo advantages.
+
+    During a rollout the algorithm adds one vectorised step at a time, with the episode each
+    environment is playing (or -1 when it sits idle, in which case nothing is stored).
+    :meth:`compute_returns_and_advantage` then orders the steps by episode and fills, one row
+    per stored step, ``observations``, ``actions``, ``log_probs``, ``rewards``, ``episode_ids``,
+    ``group_ids``, ``timesteps``, ``bin_ids``, ``returns``, ``baselines`` and ``advantages``
+    (flat arrays of length :meth:`size`, unlike SB3's ``(n_steps, n_envs)`` layout, since
+    each rollout holds a different number of steps). A callback can read them in
+    ``_on_rollout_end``. :meth:`get` yields shuffled minibatches as SB3's ``RolloutBuffer.get``.
+
+    :param observation_space: Observation space
+    :param action_space: Action space
+    :param device: PyTorch device of the minibatches
+    :param gamma: Discount factor
+    :param binning: Binning family (``"none"``, ``"timestep"``, ``"state"``, ``"grid"``) or a callable
+    :param bin_width: Width of the time-step bins
+    :param bin_eps: Width of the grid bins
+    """
+
+    observations: np.ndarray | dict[str, np.ndarray]
+    actions: np.ndarray
+    log_probs: np.ndarray
+    rewards: np.ndarray
+    episode_ids: np.ndarray
+    group_ids: np.ndarray
+    timesteps: np.ndarray
+    bin_ids: np.ndarray
+    returns: np.ndarray
+    baselines: np.ndarray
+    advantages: np.ndarray
+    singleton_bin_fraction: float
+
+    def __init__(
+        self,
+        observation_space: spaces.Space,
+        action_space: spaces.Space,
+        device: th.device | str = "cpu",
+        gamma: float = 0.99,
+        binning: str | BinningFn = "timestep",
+        bin_width: int = 1,
+        bin_eps: float = 0.1,
+    ) -> None:
+        self.observation_space = observation_space
+        self.action_space = action_space
+        self.device = th.device(device)
+        self.gamma = gamma
+        self.binning = binning
+        self.bin_width = bin_width
+        self.bin_eps = bin_eps
+        self.reset()
+
+    def reset(self) -> None:
+        """Drop every stored step and start a new rollout."""
+        self._obs_chunks: list[np.ndarray | dict[str, np.ndarray]] = []
+        self._action_chunks: list[np.ndarray] = []
+        self._log_prob_chunks: list[np.ndarray] = []
+        self._reward_chunks: list[np.ndarray] = []
+        self._episode_chunks: list[np.ndarray] = []
+        self._episode_group: dict[int, int] = {}
+        self.full = False
+        self._tensors: dict[str, th.Tensor | TensorDict] | None = None
+        self._size = 0
+
+    def size(self) -> int:
+        """
+        :return: Number of stored steps.
+        """
+        return self._size
+
+    def start_episode(self, episode_id: int, group_id: int) -> None:
+        """
+        Declare an episode of the rollout and its group.
+
+        :param episode_id: Episode id, unique within the rollout
+        :param group_id: Group of the episode
+        """
+        self._episode_group[int(episode_id)] = int(group_id)
+
+    def add(
+        self,
+        obs: np.ndarray | dict[str, np.ndarray],
+        actions: np.ndarray,
+        log_probs: th.Tensor | np.ndarray,
+        rewards: np.ndarray,
+        episode_ids: np.ndarray,
+    ) -> None:
+        """
+        Store one vectorised step for the environments that play an episode of the rollout.
+
+        :param obs: Observations seen before acting, one per environment
+        :param actions: Actions taken (as sampled by the policy)
+        :param log_probs: Log probabilities of the actions
+        :param rewards: Rewards received
+        :param episode_ids: Episode played by each environment, -1 for an idle one (not stored)
+        """
+        active = np.asarray(episode_ids) >= 0
+        if not active.any():
+            return
+        if isinstance(log_probs, th.Tensor):
+            log_probs = log_probs.detach().cpu().numpy()
+        if isinstance(obs, dict):
+            self._obs_chunks.append({key: np.array(value[active]) for key, value in obs.items()})
+        else:
+            self._obs_chunks.append(np.array(obs[active]))
+        self._action_chunks.append(np.array(actions[active]))
+        self._log_prob_chunks.append(np.asarray(log_probs, dtype=np.float32).reshape(-1)[active])
+        self._reward_chunks.append(np.asarray(rewards, dtype=np.float32).reshape(-1)[active])
+        self._episode_chunks.append(np.asarray(episode_ids, dtype=np.int64)[active])
+        self._size += int(active.sum())
+
+    def compute_returns_and_advantage(self) -> None:
+        """
+        Order the stored steps by episode and compute returns, bins, baselines and advantages.
+
+        The episodes must be complete: returns are Monte Carlo, cut at each episode's end.
+        """
+        if self._size == 0:
+            raise RuntimeError("The rollout buffer is empty: no episode step was stored")
+        episode_ids = np.concatenate(self._episode_chunks)
+        # A stable sort keeps each episode's steps in time order.
+        order = np.argsort(episode_ids, kind="stable")
+        self.episode_ids = episode_ids[order]
+        if isinstance(self._obs_chunks[0], dict):
+            keys = self._obs_chunks[0].keys()
+            self.observations = {
+                key: np.concatenate([chunk[key] for chunk in self._obs_chunks])[order]
+                for key in keys  # type: ignore[index]
+            }
+        else:
+            self.observations = np.concatenate(self._obs_chunks)[order]  # type: ignore[arg-type]
+        self.actions = np.concatenate(self._action_chunks)[order]
+        self.log_probs = np.concatenate(self._log_prob_chunks)[order]
+        self.rewards = np.concatenate(self._reward_chunks)[order]
+        self._obs_chunks, self._action_chunks, self._log_prob_chunks = [], [], []
+        self._reward_chunks, self._episode_chunks = [], []
+
+        self.group_ids = np.array([self._episode_group[int(e)] for e in self.episode_ids], dtype=np.int64)
+        self.timesteps = estimator.timesteps_in_episode(self.episode_ids)
+        self.returns = estimator.discounted_returns(self.rewards, self.episode_ids, self.gamma).astype(np.float32)
+        self.bin_ids = estimator.compute_bins(self.binning, self.observations, self.timesteps, self.bin_width, self.bin_eps)
+        result = estimator.group_advantages(self.returns, self.group_ids, self.episode_ids, self.bin_ids)
+        self.advantages = result.advantages.astype(np.float32)
+        self.baselines = result.baselines.astype(np.float32)
+        self.singleton_bin_fraction = result.singleton_bin_fraction
+        self.full = True
+
+    def _to_torch(self, array: np.ndarray) -> th.Tensor:
+        return th.as_tensor(array, device=self.device)
+
+    def get(self, batch_size: int | None = None) -> Generator[GroupRolloutBufferSamples, None, None]:
+        """
+        Shuffled minibatches over the whole rollout, as SB3's ``RolloutBuffer.get``.
+
+        :param batch_size: Minibatch size; ``None`` or a size above the rollout's yields the whole rollout
+            as one minibatch. The last minibatch may be smaller.
+        :return: Generator of minibatches.
+        """
+        if not self.full:
+            raise RuntimeError("compute_returns_and_advantage() must be called before get()")
+        if self._tensors is None:
+            actions = self.actions
+            if isinstance(self.action_space, spaces.Discrete):
+                actions = actions.reshape(-1)
+            observations: th.Tensor | TensorDict
+            if isinstance(self.observations, dict):
+                observations = {key: self._to_torch(value) for key, value in self.observations.items()}
+            else:
+                observations = self._to_torch(self.observations)
+            self._tensors = {
+                "observations": observations,
+                "actions": self._to_torch(actions),
+                "old_log_prob": self._to_torch(self.log_probs),
+                "advantages": self._to_torch(self.advantages),
+                "returns": self._to_torch(self.returns),
+            }
+        n_samples = self._size
+        if batch_size is None or batch_size > n_samples:
+            batch_size = n_samples
+        indices = th.as_tensor(np.random.permutation(n_samples), device=self.device)
+        tensors = self._tensors
+        for start in range(0, n_samples, batch_size):
+            idx = indices[start : start + batch_size]
+            obs = tensors["observations"]
+            batch_obs = {key: value[idx] for key, value in obs.items()} if isinstance(obs, dict) else obs[idx]
+            yield GroupRolloutBufferSamples(
+                observations=batch_obs,
+                actions=tensors["actions"][idx],  # type: ignore[index]
+                old_log_prob=tensors["old_log_prob"][idx],  # type: ignore[index]
+                advantages=tensors["advantages"][idx],  # type: ignore[index]
+                returns=tensors["returns"][idx],  # type: ignore[index]
+            )

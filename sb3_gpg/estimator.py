@@ -1,0 +1,242 @@
+"""
+The GPG advantage estimator, as pure vectorised NumPy functions.
+
+A rollout is stored flat: one row per environment step, every episode contiguous.
+Each row carries the id of its episode, the id of its group, its time step within
+the episode, its reward and its observation. From these the functions below compute
+
+1. discounted Monte Carlo returns, cut at the end of each episode (no bootstrap);
+2. a bin id per step, from a binning function ``f(s, t)``;
+3. the first visit of each episode to each bin;
+4. the baseline of each step: the mean of the first-visit returns of its bin
+   within its group;
+5. the advantage ``A_t = R_t - baseline_t`` for every step, later visits included.
+
+Nothing here knows about torch, gymnasium or SB3, so every function can be checked
+against hand-computed examples.
+"""
+
+from collections.abc import Callable
+from typing import NamedTuple
+
+import numpy as np
+
+#: A user binning: ``f(observations, timesteps) -> bin ids``, vectorised over steps.
+BinningFn = Callable[[np.ndarray, np.ndarray], np.ndarray]
+
+BINNINGS = ("none", "timestep", "state", "grid")
+
+
+def episode_lengths(episode_ids: np.ndarray) -> np.ndarray:
+    """
+    Lengths of the contiguous episodes of a flat rollout.
+
+    :param episode_ids: Episode id of each step, shape ``(n_steps,)``; each episode's steps are contiguous.
+    :return: The length of each episode, in order of appearance.
+    """
+    episode_ids = np.asarray(episode_ids)
+    if episode_ids.size == 0:
+        return np.zeros(0, dtype=np.int64)
+    boundaries = np.flatnonzero(episode_ids[1:] != episode_ids[:-1]) + 1
+    starts = np.concatenate(([0], boundaries))
+    ends = np.concatenate((boundaries, [episode_ids.size]))
+    return ends - starts
+
+
+def discounted_returns(rewards: np.ndarray, episode_ids: np.ndarray, gamma: float) -> np.ndarray:
+    """
+    Discounted Monte Carlo return-to-go of every step, cut at the end of its episode.
+
+    ``R_t = r_t + gamma * R_{t+1}`` within an episode and ``R_T = r_T`` at its last step.
+    The loop runs over time steps only (vectorised over episodes).
+
+    :param rewards: Reward of each step, shape ``(n_steps,)``.
+    :param episode_ids: Episode id of each step, shape ``(n_steps,)``; episodes are contiguous.
+    :param gamma: Discount factor in ``[0, 1]``.
+    :return: Returns, shape ``(n_steps,)``, float64.
+    """
+    rewards = np.asarray(rewards, dtype=np.float64)
+    lengths = episode_lengths(episode_ids)
+    if rewards.shape != np.shape(episode_ids):
+        raise ValueError(f"rewards {rewards.shape} and episode_ids {np.shape(episode_ids)} must have the same shape")
+    if rewards.size == 0:
+        return np.zeros(0, dtype=np.float64)
+    n_episodes, max_len = lengths.size, int(lengths.max())
+    starts = np.concatenate(([0], np.cumsum(lengths)[:-1]))
+    # Padded (episode, time) matrix; padding rewards are zero and come after the episode's end,
+    # so they add nothing to the returns of real steps.
+    offsets = np.arange(rewards.size) - np.repeat(starts, lengths)
+    rows = np.repeat(np.arange(n_episodes), lengths)
+    padded = np.zeros((n_episodes, max_len + 1), dtype=np.float64)
+    padded[rows, offsets] = rewards
+    for t in range(max_len - 1, -1, -1):
+        padded[:, t] += gamma * padded[:, t + 1]
+    return padded[rows, offsets]
+
+
+def timesteps_in_episode(episode_ids: np.ndarray) -> np.ndarray:
+    """
+    Time step of every step within its episode (0 at the episode's first step).
+
+    :param episode_ids: Episode id of each step; episodes are contiguous.
+    :return: Time steps, shape ``(n_steps,)``, int64.
+    """
+    lengths = episode_lengths(episode_ids)
+    starts = np.concatenate(([0], np.cumsum(lengths)[:-1]))
+    return np.arange(int(lengths.sum()), dtype=np.int64) - np.repeat(starts, lengths)
+
+
+def timestep_bins(timesteps: np.ndarray, bin_width: int = 1) -> np.ndarray:
+    """
+    ``f(s, t) = t // bin_width``: a baseline per (window of) time step.
+
+    :param timesteps: Time step of each step within its episode.
+    :param bin_width: Number of consecutive time steps sharing a bin (>= 1).
+    :return: Bin ids, int64.
+    """
+    if bin_width < 1:
+        raise ValueError(f"bin_width must be >= 1, got {bin_width}")
+    return np.asarray(timesteps, dtype=np.int64) // int(bin_width)
+
+
+def state_bins(observations: np.ndarray) -> np.ndarray:
+    """
+    ``f(s, t) = s`` for Discrete observation spaces: a per-state Monte Carlo value.
+
+    :param observations: Discrete observations, shape ``(n_steps,)`` or ``(n_steps, 1)``.
+    :return: Bin ids, int64.
+    """
+    observations = np.asarray(observations)
+    return observations.reshape(observations.shape[0], -1)[:, 0].astype(np.int64)
+
+
+def grid_bins(observations: np.ndarray, bin_eps: float) -> np.ndarray:
+    """
+    ``f(s, t) = round(s / eps)``: continuous states rounded to a grid of width ``eps``.
+
+    Each distinct grid cell gets its own integer id.
+
+    :param observations: Observations, shape ``(n_steps, ...)``; flattened per step.
+    :param bin_eps: Grid width (> 0), in the units of the observations the policy sees.
+    :return: Bin ids, int64.
+    """
+    if not bin_eps > 0:
+        raise ValueError(f"bin_eps must be > 0, got {bin_eps}")
+    observations = np.asarray(observations, dtype=np.float64)
+    if observations.shape[0] == 0:
+        return np.zeros(0, dtype=np.int64)
+    cells = np.round(observations.reshape(observations.shape[0], -1) / bin_eps).astype(np.int64)
+    _, ids = np.unique(cells, axis=0, return_inverse=True)
+    return ids.reshape(-1).astype(np.int64)
+
+
+def compute_bins(
+    binning: str | BinningFn,
+    observations: np.ndarray | dict[str, np.ndarray],
+    timesteps: np.ndarray,
+    bin_width: int = 1,
+    bin_eps: float = 0.1,
+) -> np.ndarray:
+    """
+    Bin id of every step for one of the binning families or a user callable.
+
+    :param binning: ``"none"`` (one bin), ``"timestep"``, ``"state"``, ``"grid"`` or a callable
+        ``f(observations, timesteps) -> int array of shape (n_steps,)``.
+    :param observations: Observations of the steps (a dict of arrays for Dict spaces).
+    :param timesteps: Time step of each step within its episode.
+    :param bin_width: Width of the time-step bins.
+    :param bin_eps: Width of the grid bins.
+    :return: Bin ids, shape ``(n_steps,)``, int64.
+    """
+    n_steps = len(timesteps)
+    if callable(binning):
+        bins = np.asarray(binning(observations, timesteps))
+        if bins.shape != (n_steps,):
+            raise ValueError(
+                f"binning callable returned an array of shape {bins.shape}, expected ({n_steps},): "
+                "it must return one integer bin id per step, f(observations, timesteps) -> np.ndarray of shape (n_steps,)"
+            )
+        if not (np.issubdtype(bins.dtype, np.integer) or np.issubdtype(bins.dtype, np.bool_)):
+            raise TypeError(
+                f"binning callable returned dtype {bins.dtype}, expected integers: "
+                "return integer bin ids (for example np.floor(x / width).astype(np.int64))"
+            )
+        return bins.astype(np.int64)
+    if binning == "none":
+        return np.zeros(n_steps, dtype=np.int64)
+    if binning == "timestep":
+        return timestep_bins(timesteps, bin_width)
+    if isinstance(observations, dict):
+        raise ValueError(f"binning={binning!r} needs array observations; for Dict observations pass a callable binning")
+    if binning == "state":
+        return state_bins(observations)
+    if binning == "grid":
+        return grid_bins(observations, bin_eps)
+    raise ValueError(f"Unknown binning {binning!r}: use one of {BINNINGS} or a callable f(observations, timesteps)")
+
+
+def first_visit_mask(episode_ids: np.ndarray, bin_ids: np.ndarray) -> np.ndarray:
+    """
+    Whether each step is its episode's first visit to its bin.
+
+    :param episode_ids: Episode id of each step; episodes are contiguous and steps in time order.
+    :param bin_ids: Bin id of each step.
+    :return: Boolean mask, shape ``(n_steps,)``.
+    """
+    n_steps = len(bin_ids)
+    mask = np.zeros(n_steps, dtype=bool)
+    if n_steps == 0:
+        return mask
+    keys = np.stack((np.asarray(episode_ids, dtype=np.int64), np.asarray(bin_ids, dtype=np.int64)), axis=1)
+    # np.unique returns the index of the first occurrence of each (episode, bin) pair.
+    _, first = np.unique(keys, axis=0, return_index=True)
+    mask[first] = True
+    return mask
+
+
+class GroupAdvantages(NamedTuple):
+    """Output of :func:`group_advantages`."""
+
+    #: Advantage of every step.
+    advantages: np.ndarray
+    #: Baseline of every step: mean first-visit return of its (group, bin).
+    baselines: np.ndarray
+    #: Number of first-visit returns in the (group, bin) of every step.
+    bin_counts: np.ndarray
+    #: Fraction of the (group, bin) pairs holding a single return.
+    singleton_bin_fraction: float
+
+
+def group_advantages(
+    returns: np.ndarray,
+    group_ids: np.ndarray,
+    episode_ids: np.ndarray,
+    bin_ids: np.ndarray,
+) -> GroupAdvantages:
+    """
+    GPG advantages: each step's return minus the mean first-visit return of its bin within its group.
+
+    :param returns: Monte Carlo return of each step.
+    :param group_ids: Group id of each step (bins are scoped to a group).
+    :param episode_ids: Episode id of each step; episodes are contiguous.
+    :param bin_ids: Bin id of each step.
+    :return: Advantages, baselines, bin counts and the singleton-bin fraction.
+    """
+    returns = np.asarray(returns, dtype=np.float64)
+    n_steps = returns.size
+    if n_steps == 0:
+        empty = np.zeros(0, dtype=np.float64)
+        return GroupAdvantages(empty, empty, np.zeros(0, dtype=np.int64), 0.0)
+    first = first_visit_mask(episode_ids, bin_ids)
+    keys = np.stack((np.asarray(group_ids, dtype=np.int64), np.asarray(bin_ids, dtype=np.int64)), axis=1)
+    _, key_index = np.unique(keys, axis=0, return_inverse=True)
+    key_index = key_index.reshape(-1)
+    n_keys = int(key_index.max()) + 1
+    sums = np.bincount(key_index[first], weights=returns[first], minlength=n_keys)
+    counts = np.bincount(key_index[first], minlength=n_keys)
+    baselines = sums[key_index] / counts[key_index]
+    advantages = returns - baselines
+    # Exact zero where the step is the only return of its bin (no floating-point residue).
+    step_counts = counts[key_index]
+    advantages[(step_counts == 1) & first] = 0.0
+    return GroupAdvantages(advantages, baselines, step_counts, float(np.mean(counts == 1)))

@@ -1,0 +1,104 @@
+"""Gymnasium wrapper that lets GPG start the episodes of a group from the same initial state."""
+
+from collections import deque
+from typing import Any, SupportsFloat
+
+import gymnasium as gym
+from gymnasium.core import ActType, ObsType
+
+
+class GroupResetWrapper(gym.Wrapper[ObsType, ActType, ObsType, ActType]):
+    """
+    Seeds the next resets of an environment ahead of time, and optionally caps episode length.
+
+    SB3's vectorised environments reset a finished sub-environment by themselves, without a seed,
+    inside ``step()``. GPG needs that reset to use its group's seed, so that the episodes of a group
+    start from the same state, and it needs the reset to go through the ``VecEnv`` and its wrappers
+    (``VecNormalize``, ``VecFrameStack``, ``VecTransposeImage``) as any other reset. This wrapper,
+    placed inside each sub-environment, holds a queue of "armed" seeds: the next reset without an
+    explicit seed pops one. GPG arms it through ``VecEnv.env_method("gpg_arm_reset", seed)``.
+
+    ``GPG`` adds this wrapper by itself when it builds the environment (env id or ``gym.Env``) or
+    receives a ``DummyVecEnv``; a ``SubprocVecEnv`` must be built with it, for example
+    ``make_vec_env(env_id, n_envs, vec_env_cls=SubprocVecEnv, wrapper_class=GroupResetWrapper)``.
+
+    :param env: Environment to wrap.
+    """
+
+    def __init__(self, env: gym.Env) -> None:
+        super().__init__(env)
+        self._armed_seeds: deque[int] = deque()
+        self._gpg_max_episode_steps: int | None = None
+        self._elapsed_steps = 0
+
+    def gpg_arm_reset(self, seed: int) -> None:
+        """
+        Queue a seed for the next reset that is called without an explicit seed.
+
+        :param seed: Reset seed.
+        """
+        self._armed_seeds.append(int(seed))
+
+    def gpg_clear(self) -> None:
+        """Drop every armed seed."""
+        self._armed_seeds.clear()
+
+    def gpg_set_max_episode_steps(self, max_episode_steps: int | None) -> None:
+        """
+        Truncate episodes after ``max_episode_steps`` steps (``None``: never).
+
+        :param max_episode_steps: Step limit, or ``None``.
+        """
+        self._gpg_max_episode_steps = max_episode_steps
+
+    def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None) -> tuple[ObsType, dict[str, Any]]:
+        """
+        Reset, using the oldest armed seed when no explicit seed is given.
+
+        :param seed: Explicit seed; wins over armed seeds, which are then kept for later resets.
+        :param options: Reset options, passed through.
+        :return: First observation and info dict.
+        """
+        if seed is None and self._armed_seeds:
+            seed = self._armed_seeds.popleft()
+        self._elapsed_steps = 0
+        return self.env.reset(seed=seed, options=options)
+
+    def step(self, action: ActType) -> tuple[ObsType, SupportsFloat, bool, bool, dict[str, Any]]:
+        """
+        Step the environment, truncating at the GPG step limit if one is set.
+
+        :param action: Action.
+        :return: Observation, reward, terminated, truncated, info.
+        """
+        obs, reward, terminated, truncated, info = self.env.step(action)
+        self._elapsed_steps += 1
+        if self._gpg_max_episode_steps is not None and self._elapsed_steps >= self._gpg_max_episode_steps:
+            truncated = True
+        return obs, reward, terminated, truncated, info
+
+
+def add_group_reset(env: gym.Env) -> gym.Env:
+    """
+    Insert a :class:`GroupResetWrapper` at the bottom of an environment's wrapper chain.
+
+    Placed right above the base environment, the wrapper's step limit is seen by every outer
+    wrapper (SB3's ``Monitor`` records those episodes) and its seeded resets are reached by any
+    reset called from the top. An environment that already has the wrapper is returned unchanged.
+    Use it as ``wrapper_class`` of ``make_vec_env`` for a ``SubprocVecEnv``.
+
+    :param env: Environment, possibly wrapped.
+    :return: The environment to use in place of ``env`` (the same object unless ``env`` is unwrapped).
+    """
+    if not isinstance(env, gym.Wrapper):
+        return GroupResetWrapper(env)
+    inner: gym.Env = env
+    while isinstance(inner, gym.Wrapper):
+        if isinstance(inner, GroupResetWrapper):
+            return env
+        if not isinstance(inner.env, gym.Wrapper):
+            # `env` is the public attribute through which gymnasium wrappers hold what they wrap.
+            inner.env = GroupResetWrapper(inner.env)
+            return env
+        inner = inner.env
+    return env
