@@ -4,6 +4,7 @@ import io
 import math
 import os
 import pathlib
+import pickle
 import tempfile
 import zipfile
 from collections import deque
@@ -29,6 +30,12 @@ from sb3_gpg.policies import CnnPolicy, GPGPolicy, MlpPolicy, MultiInputPolicy
 from sb3_gpg.wrappers import GroupResetWrapper, add_group_reset
 
 SelfGPG = TypeVar("SelfGPG", bound="GPG")
+
+SUPPORTED_ACTION_SPACES = (spaces.Box, spaces.Discrete, spaces.MultiDiscrete, spaces.MultiBinary)
+SUPPORTED_OBSERVATION_SPACES = (spaces.Box, spaces.Discrete, spaces.MultiDiscrete, spaces.MultiBinary, spaces.Dict)
+
+#: Errors that reading a damaged zip file raises (zipfile, torch.load, pickle).
+_CORRUPT_FILE_ERRORS = (zipfile.BadZipFile, EOFError, OSError, RuntimeError, ValueError, KeyError, pickle.UnpicklingError)
 
 #: An episode longer than this, in an env that declares no time limit, is taken to never end.
 RUNAWAY_EPISODE_STEPS = 100_000
@@ -182,18 +189,37 @@ class GPG(OnPolicyAlgorithm):
             device=device,
             seed=seed,
             _init_setup_model=False,
-            supported_action_spaces=(spaces.Box, spaces.Discrete, spaces.MultiDiscrete, spaces.MultiBinary),
+            supported_action_spaces=None,  # checked below, with an error that says what is supported
         )
         # OnPolicyAlgorithm sets these for its critic; GPG has none, so they must not appear in saved models.
         del self.gae_lambda, self.vf_coef
 
-        if self.binning == "state" and not isinstance(self.observation_space, spaces.Discrete):
+        # At load time (env=None, _init_setup_model=False) the spaces are set later from the file.
+        if getattr(self, "action_space", None) is not None and not isinstance(self.action_space, SUPPORTED_ACTION_SPACES):
+            raise ValueError(
+                f"GPG does not support the action space {self.action_space} of this env: supported action spaces are "
+                "Box, Discrete, MultiDiscrete and MultiBinary (as PPO). Flatten or re-encode the actions with a wrapper."
+            )
+        if getattr(self, "observation_space", None) is not None and not isinstance(
+            self.observation_space, SUPPORTED_OBSERVATION_SPACES
+        ):
+            raise ValueError(
+                f"GPG does not support the observation space {self.observation_space} of this env: supported are Box "
+                "(vectors and images), Discrete, MultiDiscrete, MultiBinary and Dict of those (as PPO)."
+            )
+        if (
+            self.binning == "state"
+            and getattr(self, "observation_space", None) is not None
+            and not isinstance(self.observation_space, spaces.Discrete)
+        ):
             raise ValueError(
                 f"binning='state' needs a Discrete observation space, got {self.observation_space}: "
                 "use binning='grid' (with bin_eps) for continuous observations, or 'timestep'"
             )
-        if self.binning == "grid" and not isinstance(
-            self.observation_space, (spaces.Box, spaces.Discrete, spaces.MultiDiscrete)
+        if (
+            self.binning == "grid"
+            and getattr(self, "observation_space", None) is not None
+            and not isinstance(self.observation_space, (spaces.Box, spaces.Discrete, spaces.MultiDiscrete))
         ):
             raise ValueError(
                 f"binning='grid' needs array observations, got {self.observation_space}: pass a callable binning instead"
@@ -607,19 +633,22 @@ class GPG(OnPolicyAlgorithm):
         :param kwargs: extra arguments to change the model when loading
         :return: new model instance with loaded parameters
         """
+
+        def corrupt(error: BaseException | None) -> ValueError:
+            cause = "" if error is None else f" ({type(error).__name__}: {error})"
+            return ValueError(
+                f"Could not read a model from {path!r}: the file is corrupt or truncated{cause}. "
+                "Load an earlier checkpoint (GPG.save() writes atomically, so the previous file is intact)."
+            )
+
         try:
             data, _, _ = load_from_zip_file(path, device="cpu", custom_objects=custom_objects)
-        except (zipfile.BadZipFile, EOFError, OSError, ValueError, KeyError) as error:
-            if isinstance(error, FileNotFoundError):
-                raise
-            raise ValueError(
-                f"Could not read a GPG model from {path!r}: the file is corrupt or truncated ({type(error).__name__}: "
-                f"{error}). Load an earlier checkpoint."
-            ) from error
+        except FileNotFoundError:
+            raise
+        except _CORRUPT_FILE_ERRORS as error:
+            raise corrupt(error) from error
         if data is None or "policy_class" not in data:
-            raise ValueError(
-                f"{path!r} is not an SB3 model file (no policy_class in its data): load a file saved by GPG.save()"
-            )
+            raise corrupt(None)
         policy_class = data["policy_class"]
         if not (isinstance(policy_class, type) and issubclass(policy_class, GPGPolicy)):
             name = getattr(policy_class, "__name__", repr(policy_class))
@@ -629,4 +658,9 @@ class GPG(OnPolicyAlgorithm):
             )
         if isinstance(path, io.BufferedIOBase):
             path.seek(0)
-        return super().load(path, env, device, custom_objects, print_system_info, force_reset, **kwargs)
+        try:
+            return super().load(path, env, device, custom_objects, print_system_info, force_reset, **kwargs)
+        except _CORRUPT_FILE_ERRORS as error:
+            if isinstance(error, FileNotFoundError):
+                raise
+            raise corrupt(error) from error

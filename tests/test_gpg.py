@@ -1,0 +1,429 @@
+"""GPG as an SB3 algorithm: rollouts, buffer values, spaces, persistence, determinism, errors."""
+
+import io
+import math
+
+import gymnasium as gym
+import numpy as np
+import pytest
+import torch as th
+from gymnasium import spaces
+from stable_baselines3 import PPO
+from stable_baselines3.common.callbacks import BaseCallback, CheckpointCallback, EvalCallback
+from stable_baselines3.common.env_util import make_vec_env
+from stable_baselines3.common.envs import (
+    FakeImageEnv,
+    IdentityEnv,
+    IdentityEnvBox,
+    IdentityEnvMultiBinary,
+    IdentityEnvMultiDiscrete,
+    SimpleMultiObsEnv,
+)
+from stable_baselines3.common.evaluation import evaluate_policy
+from stable_baselines3.common.vec_env import DummyVecEnv, SubprocVecEnv, VecFrameStack, VecNormalize
+
+from sb3_gpg import GPG, GroupResetWrapper, add_group_reset
+from tests.envs import ConstantRewardEnv, EndlessEnv, KnownRewardEnv, ResetRecorder
+
+
+class RolloutSpy(BaseCallback):
+    """Copies the buffer's arrays at the end of every rollout."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.rollouts: list[dict] = []
+        self.logged: list[dict] = []
+
+    def _on_step(self) -> bool:
+        return True
+
+    def _on_rollout_end(self) -> None:
+        self.logged.append(dict(self.model.logger.name_to_value))
+        buf = self.model.rollout_buffer
+        self.rollouts.append(
+            {
+                name: np.array(getattr(buf, name))
+                for name in ("rewards", "returns", "advantages", "episode_ids", "group_ids", "timesteps")
+            }
+        )
+
+
+# ---------------------------------------------------------------------------- buffer values
+
+
+def _expected_group_advantages(episodes: list[list[float]], gamma: float) -> list[tuple[list[float], list[float]]]:
+    """Plain-loop returns and timestep-bin advantages of one group (independent of the estimator module)."""
+    returns = []
+    for rewards in episodes:
+        ret, acc = [0.0] * len(rewards), 0.0
+        for t in reversed(range(len(rewards))):
+            acc = rewards[t] + gamma * acc
+            ret[t] = acc
+        returns.append(ret)
+    out = []
+    for ret in returns:
+        adv = []
+        for t, value in enumerate(ret):
+            peers = [other[t] for other in returns if len(other) > t]
+            adv.append(value - sum(peers) / len(peers))
+        out.append((ret, adv))
+    return out
+
+
+@pytest.mark.parametrize("n_envs", [1, 3])
+def test_buffer_returns_and_advantages_match_independent_computation(n_envs):
+    KnownRewardEnv.episodes.clear()
+    spy = RolloutSpy()
+    env = DummyVecEnv([KnownRewardEnv for _ in range(n_envs)])
+    gamma = 0.9
+    model = GPG("MlpPolicy", env, group_size=4, n_groups=2, gamma=gamma, normalize_advantage=False, seed=3)
+    model.learn(30, callback=spy)
+    data = spy.rollouts[0]
+    # The env logged every finished episode with its seed; the rollout's 8 episodes are the first 8.
+    logged = KnownRewardEnv.episodes[:8]
+    by_seed: dict[int, list[list[float]]] = {}
+    for episode in logged:
+        by_seed.setdefault(episode["seed"], []).append(episode["rewards"])
+    assert sorted(len(v) for v in by_seed.values()) == [4, 4], "each group's 4 episodes share one reset seed"
+
+    for group in (0, 1):
+        in_group = data["group_ids"] == group
+        buffer_episodes = []
+        for episode in np.unique(data["episode_ids"][in_group]):
+            rows = data["episode_ids"] == episode
+            buffer_episodes.append(
+                (
+                    [round(r, 5) for r in data["rewards"][rows]],
+                    data["returns"][rows],
+                    data["advantages"][rows],
+                )
+            )
+        rewards_of_group = sorted(tuple(r) for r, _, _ in buffer_episodes)
+        matching = [eps for eps in by_seed.values() if sorted(tuple(round(x, 5) for x in e) for e in eps) == rewards_of_group]
+        assert matching, "the buffer's group holds exactly the episodes the env played from one seed"
+        expected = _expected_group_advantages(matching[0], gamma)
+        expected_by_rewards = sorted(
+            ((tuple(round(x, 5) for x in rew), ret, adv) for rew, (ret, adv) in zip(matching[0], expected, strict=True)),
+            key=lambda item: item[0],
+        )
+        got = sorted(((tuple(r), ret, adv) for r, ret, adv in buffer_episodes), key=lambda item: item[0])
+        for (_, exp_ret, exp_adv), (_, ret, adv) in zip(expected_by_rewards, got, strict=True):
+            np.testing.assert_allclose(ret, exp_ret, rtol=1e-5)
+            np.testing.assert_allclose(adv, exp_adv, rtol=1e-5, atol=1e-5)
+
+
+# ---------------------------------------------------------------------------- groups share start states
+
+
+def _recorded_starts(env_id: str, n_envs: int, seed: int, wrap=None):
+    log: list = []
+    # The recorder sits below the GroupResetWrapper, so it sees the seed each reset really used.
+    vec_env = make_vec_env(lambda: GroupResetWrapper(ResetRecorder(gym.make(env_id), log)), n_envs=n_envs, seed=seed)
+    if wrap is not None:
+        vec_env = wrap(vec_env)
+    model = GPG("MlpPolicy", vec_env, group_size=4, n_groups=2, seed=seed, n_epochs=1)
+    spy = RolloutSpy()
+    # Drop the resets done while building and in learn()'s setup (which uses SB3's env seeds).
+    spy._on_training_start = log.clear  # type: ignore[method-assign]
+    model.learn(1, callback=spy)
+    return log, spy, model
+
+
+@pytest.mark.parametrize(
+    "env_id,n_envs,wrap",
+    [
+        ("CartPole-v1", 1, None),
+        ("CartPole-v1", 4, None),
+        ("CartPole-v1", 3, lambda v: VecNormalize(v)),
+        ("CartPole-v1", 2, lambda v: VecFrameStack(v, 2)),
+        ("LunarLander-v3", 4, None),
+    ],
+)
+def test_group_episodes_share_initial_state(env_id, n_envs, wrap):
+    log, spy, _ = _recorded_starts(env_id, n_envs, seed=5, wrap=wrap)
+    seeded = [(s, obs) for s, obs in log if s is not None]
+    # Rollout start resets every env with its first episode's seed, then each following episode
+    # is started by the env's own auto-reset with the armed seed: 8 seeded resets in all.
+    assert len(seeded) == 8
+    seeds = [s for s, _ in seeded]
+    assert len(set(seeds)) == 2 and all(seeds.count(s) == 4 for s in set(seeds))
+    for s in set(seeds):
+        starts = [obs for seed, obs in seeded if seed == s]
+        for obs in starts[1:]:
+            np.testing.assert_array_equal(obs, starts[0])
+    first_a, first_b = (next(obs for seed, obs in seeded if seed == s) for s in set(seeds))
+    assert not np.array_equal(first_a, first_b), "the two groups of a rollout start from different states"
+    # The buffer's episodes: 8, four per group.
+    data = spy.rollouts[0]
+    assert len(np.unique(data["episode_ids"])) == 8
+    assert np.bincount(data["group_ids"][data["timesteps"] == 0]).tolist() == [4, 4]
+
+
+def test_rollouts_draw_fresh_group_seeds():
+    log, _, model = _recorded_starts("CartPole-v1", 2, seed=1)
+    first = {s for s, _ in log if s is not None}
+    log.clear()
+    model.learn(1, reset_num_timesteps=False)
+    second = {s for s, _ in log if s is not None}
+    assert first and second and not first & second
+
+
+def test_subproc_vec_env_and_idle_fraction():
+    env = make_vec_env("CartPole-v1", n_envs=2, vec_env_cls=SubprocVecEnv, wrapper_class=add_group_reset, seed=0)
+    try:
+        model = GPG("MlpPolicy", env, group_size=4, n_groups=2, n_epochs=1, seed=0)
+        spy = RolloutSpy()
+        model.learn(500, callback=spy)
+        assert model.num_timesteps >= 500
+        assert all(0.0 <= logged["rollout/idle_fraction"] < 1.0 for logged in spy.logged)
+    finally:
+        env.close()
+
+
+def test_subproc_vec_env_without_wrapper_is_refused():
+    env = make_vec_env("CartPole-v1", n_envs=2, vec_env_cls=SubprocVecEnv)
+    try:
+        with pytest.raises(ValueError, match="add_group_reset"):
+            GPG("MlpPolicy", env)
+    finally:
+        env.close()
+
+
+def test_num_timesteps_counts_every_env_step():
+    class StepCounter(BaseCallback):
+        calls = 0
+
+        def _on_step(self) -> bool:
+            StepCounter.calls += 1
+            return True
+
+    env = make_vec_env("CartPole-v1", n_envs=3, seed=0)
+    model = GPG("MlpPolicy", env, group_size=2, n_groups=3, n_epochs=1, seed=0)
+    model.learn(300, callback=StepCounter())
+    assert model.num_timesteps == StepCounter.calls * 3
+
+
+# ---------------------------------------------------------------------------- spaces and policies
+
+
+@pytest.mark.parametrize(
+    "env_fn,policy,kwargs",
+    [
+        (lambda: IdentityEnv(4, ep_length=8), "MlpPolicy", {}),
+        (lambda: IdentityEnvBox(ep_length=8), "MlpPolicy", {}),
+        (lambda: IdentityEnvBox(ep_length=8), "MlpPolicy", {"use_sde": True, "sde_sample_freq": 4}),
+        (lambda: IdentityEnvMultiDiscrete(3, ep_length=8), "MlpPolicy", {}),
+        (lambda: IdentityEnvMultiBinary(3, ep_length=8), "MlpPolicy", {}),
+        (lambda: gym.make("FrozenLake-v1"), "MlpPolicy", {"binning": "state"}),
+        (lambda: FakeImageEnv(screen_height=36, screen_width=36, n_channels=1), "CnnPolicy", {"max_episode_steps": 6}),
+        (lambda: SimpleMultiObsEnv(random_start=True), "MultiInputPolicy", {"max_episode_steps": 10}),
+        (lambda: gym.make("Pendulum-v1"), "MlpPolicy", {"binning": "grid", "bin_eps": 0.5}),
+    ],
+)
+def test_learn_smoke_on_every_space(env_fn, policy, kwargs):
+    model = GPG(policy, env_fn(), group_size=2, n_groups=2, batch_size=16, n_epochs=2, seed=0, **kwargs)
+    model.learn(60)
+    assert model.num_timesteps >= 60
+    obs, _ = model.env.reset(), None
+    action, _ = model.predict(obs, deterministic=True)
+    assert model.env.action_space.contains(action[0]) or np.asarray(action).shape[0] == 1
+
+
+def test_gsde_policy_resets_noise():
+    model = GPG("MlpPolicy", "Pendulum-v1", use_sde=True, group_size=2, n_groups=1, n_epochs=1, seed=0)
+    model.learn(10)
+    assert "train/std" in model.logger.name_to_value
+
+
+@pytest.mark.parametrize(
+    "env_fn,policy,net_arch",
+    [
+        (lambda: gym.make("CartPole-v1"), "MlpPolicy", [64, 64]),
+        (lambda: gym.make("Pendulum-v1"), "MlpPolicy", [32]),
+        (lambda: FakeImageEnv(screen_height=36, screen_width=36, n_channels=1), "CnnPolicy", None),
+        (lambda: SimpleMultiObsEnv(random_start=True), "MultiInputPolicy", [16]),
+    ],
+)
+def test_parameter_count_equals_ppo_actor(env_fn, policy, net_arch):
+    kwargs = {} if net_arch is None else {"net_arch": net_arch}
+    gpg = GPG(policy, env_fn(), policy_kwargs=kwargs, max_episode_steps=10, seed=0)
+    ppo_kwargs = {} if net_arch is None else {"net_arch": dict(pi=net_arch, vf=net_arch)}
+    ppo = PPO(policy, env_fn(), policy_kwargs=ppo_kwargs, seed=0)
+    n_gpg = sum(p.numel() for p in gpg.policy.parameters())
+    critic = [*ppo.policy.value_net.parameters(), *ppo.policy.mlp_extractor.value_net.parameters()]
+    n_ppo_actor = sum(p.numel() for p in ppo.policy.parameters()) - sum(p.numel() for p in critic)
+    assert n_gpg == n_ppo_actor
+    assert not any("value" in name for name, _ in gpg.policy.named_parameters())
+
+
+def test_net_arch_dict_with_vf_warns():
+    with pytest.warns(UserWarning, match="no value network"):
+        model = GPG("MlpPolicy", "CartPole-v1", policy_kwargs={"net_arch": dict(pi=[16], vf=[16])})
+    assert model.policy.net_arch == [16]
+
+
+# ---------------------------------------------------------------------------- persistence
+
+
+def test_save_load_roundtrip_and_continue_training(tmp_path):
+    model = GPG("MlpPolicy", "CartPole-v1", group_size=2, n_groups=2, n_epochs=2, seed=0)
+    model.learn(300)
+    path = tmp_path / "gpg_cartpole"
+    model.save(path)
+    assert (tmp_path / "gpg_cartpole.zip").exists()
+    assert not list(tmp_path.glob(".*tmp")), "no temporary file is left behind"
+    loaded = GPG.load(path, env=make_vec_env("CartPole-v1", n_envs=1))
+    obs = np.random.default_rng(0).normal(size=(16, 4)).astype(np.float32)
+    np.testing.assert_array_equal(model.predict(obs, deterministic=True)[0], loaded.predict(obs, deterministic=True)[0])
+    for key in ("group_size", "n_groups", "binning", "bin_width", "gamma", "batch_size"):
+        assert getattr(loaded, key) == getattr(model, key)
+    assert not hasattr(loaded, "vf_coef") and not hasattr(loaded, "gae_lambda")
+    steps = loaded.num_timesteps
+    loaded.learn(200, reset_num_timesteps=False)
+    assert loaded.num_timesteps > steps
+    # Buffers work too.
+    buffer = io.BytesIO()
+    loaded.save(buffer)
+    buffer.seek(0)
+    GPG.load(buffer)
+
+
+def test_load_errors(tmp_path):
+    ppo = PPO("MlpPolicy", "CartPole-v1", n_steps=64)
+    ppo.save(tmp_path / "ppo")
+    with pytest.raises(ValueError, match="not saved by GPG"):
+        GPG.load(tmp_path / "ppo.zip")
+    gpg = GPG("MlpPolicy", "CartPole-v1")
+    gpg.save(tmp_path / "gpg")
+    data = (tmp_path / "gpg.zip").read_bytes()
+    (tmp_path / "truncated.zip").write_bytes(data[: len(data) // 2])
+    with pytest.raises(ValueError, match="corrupt or truncated"):
+        GPG.load(tmp_path / "truncated.zip")
+    with pytest.raises(FileNotFoundError):
+        GPG.load(tmp_path / "missing.zip")
+
+
+def test_checkpoints_and_eval_callback_and_vecnormalize(tmp_path):
+    env = VecNormalize(make_vec_env("CartPole-v1", n_envs=2, seed=0))
+    eval_env = VecNormalize(make_vec_env("CartPole-v1", n_envs=1, seed=1), training=False, norm_reward=False)
+    callbacks = [
+        CheckpointCallback(save_freq=100, save_path=str(tmp_path), name_prefix="gpg", save_vecnormalize=True),
+        EvalCallback(eval_env, eval_freq=200, n_eval_episodes=2, log_path=str(tmp_path), warn=False),
+    ]
+    model = GPG("MlpPolicy", env, group_size=2, n_groups=2, n_epochs=1, seed=0, tensorboard_log=str(tmp_path / "tb"))
+    model.learn(600, callback=callbacks, progress_bar=True)
+    checkpoints = sorted(tmp_path.glob("gpg_*_steps.zip"))
+    assert checkpoints and (tmp_path / "evaluations.npz").exists()
+    assert list((tmp_path / "tb").rglob("events.out.tfevents*"))
+    loaded = GPG.load(checkpoints[-1])
+    mean, _ = evaluate_policy(loaded, make_vec_env("CartPole-v1", n_envs=1), n_eval_episodes=2)
+    assert mean > 0
+
+
+# ---------------------------------------------------------------------------- determinism
+
+
+def _trained_params(seed: int, vec_env_cls=DummyVecEnv) -> np.ndarray:
+    env = make_vec_env("CartPole-v1", n_envs=2, seed=seed, vec_env_cls=vec_env_cls, wrapper_class=add_group_reset)
+    model = GPG("MlpPolicy", env, group_size=2, n_groups=2, batch_size=32, n_epochs=2, seed=seed)
+    model.learn(400)
+    env.close()
+    return th.nn.utils.parameters_to_vector(model.policy.parameters()).detach().numpy()
+
+
+def test_same_seed_same_parameters():
+    a, b = _trained_params(7), _trained_params(7)
+    np.testing.assert_array_equal(a, b)
+    assert not np.array_equal(a, _trained_params(8))
+
+
+# ---------------------------------------------------------------------------- configuration errors
+
+
+@pytest.mark.parametrize(
+    "kwargs,match",
+    [
+        ({"group_size": 1}, "no bin can ever hold two returns"),
+        ({"group_size": 0}, "group_size must be an integer >= 1"),
+        ({"n_groups": 0}, "n_groups must be an integer >= 1"),
+        ({"bin_eps": 0.0}, "bin_eps"),
+        ({"bin_eps": -1.0}, "bin_eps"),
+        ({"bin_width": 0}, "bin_width"),
+        ({"batch_size": 0}, "batch_size"),
+        ({"binning": "bogus"}, "binning='bogus' is unknown"),
+        ({"binning": "state"}, "binning='state' needs a Discrete observation space"),
+        ({"max_episode_steps": 0}, "max_episode_steps"),
+    ],
+)
+def test_configuration_errors(kwargs, match):
+    with pytest.raises(ValueError, match=match):
+        GPG("MlpPolicy", "CartPole-v1", **kwargs)
+
+
+def test_too_few_episodes_for_envs():
+    with pytest.raises(ValueError, match="fewer than n_envs=8"):
+        GPG("MlpPolicy", make_vec_env("CartPole-v1", n_envs=8), group_size=2, n_groups=2)
+    model = GPG("MlpPolicy", make_vec_env("CartPole-v1", n_envs=8), group_size=4)
+    assert model.episodes_per_rollout >= 16
+
+
+def test_unsupported_action_space():
+    class TupleActionEnv(EndlessEnv):
+        def __init__(self):
+            super().__init__()
+            self.action_space = spaces.Tuple((spaces.Discrete(2), spaces.Discrete(2)))
+
+    with pytest.raises(ValueError, match="does not support the action space"):
+        GPG("MlpPolicy", TupleActionEnv())
+
+    class TupleObsEnv(EndlessEnv):
+        def __init__(self):
+            super().__init__()
+            self.observation_space = spaces.Tuple((spaces.Discrete(2), spaces.Discrete(2)))
+
+    with pytest.raises(ValueError, match="does not support the observation space"):
+        GPG("MlpPolicy", TupleObsEnv())
+
+
+def test_endless_episode_error_and_max_episode_steps(monkeypatch):
+    import sb3_gpg.gpg as gpg_module
+
+    monkeypatch.setattr(gpg_module, "RUNAWAY_EPISODE_STEPS", 50)
+    with pytest.raises(RuntimeError, match="max_episode_steps"):
+        GPG("MlpPolicy", EndlessEnv(), group_size=2, n_groups=1).learn(100)
+    model = GPG("MlpPolicy", EndlessEnv(), group_size=2, n_groups=1, max_episode_steps=7, n_epochs=1)
+    spy = RolloutSpy()
+    model.learn(10, callback=spy)
+    assert spy.rollouts[0]["timesteps"].max() == 6
+    assert len(model.ep_info_buffer) == 2 and model.ep_info_buffer[0]["l"] == 7, "Monitor saw the GPG step limit"
+
+
+def test_self_truncating_env_without_time_limit_works():
+    model = GPG("MlpPolicy", ConstantRewardEnv(length=4), group_size=2, n_groups=2, n_epochs=1)
+    spy = RolloutSpy()
+    model.learn(20, callback=spy)
+    assert spy.logged[0]["gpg/zero_advantage_fraction"] == 1.0
+
+
+def test_nan_reward_error():
+    with pytest.raises(ValueError, match=r"non-finite reward.*VecCheckNan"):
+        GPG("MlpPolicy", ConstantRewardEnv(nan_at=3), group_size=2, n_groups=1).learn(20)
+
+
+def test_callable_binning_wrong_output_is_refused_clearly():
+    model = GPG("MlpPolicy", "CartPole-v1", binning=lambda obs, t: np.zeros(3), group_size=2, n_groups=1)
+    with pytest.raises(ValueError, match="one integer bin id per step"):
+        model.learn(10)
+
+
+def test_constant_rewards_train_without_nan():
+    model = GPG("MlpPolicy", ConstantRewardEnv(scale=1e6, length=5), group_size=4, n_groups=1, n_epochs=2)
+    before = th.nn.utils.parameters_to_vector(model.policy.parameters()).detach().clone()
+    spy = RolloutSpy()
+    model.learn(40, callback=spy)
+    after = th.nn.utils.parameters_to_vector(model.policy.parameters()).detach()
+    assert th.isfinite(after).all()
+    assert spy.logged[0]["gpg/all_advantages_zero"] == 1
+    assert math.isclose(spy.logged[0]["gpg/advantage_std"], 0.0)
+    # Zero advantages and no entropy bonus: the policy does not move.
+    assert th.allclose(before, after)
