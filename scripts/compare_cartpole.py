@@ -12,6 +12,7 @@ Usage::
 """
 
 import argparse
+import importlib
 import json
 import os
 import pathlib
@@ -68,7 +69,14 @@ def run(algo: str, seed: int, n_timesteps: int | None, eval_episodes: int) -> di
     policy = hyperparams.pop("policy", "MlpPolicy")
     if hyperparams.pop("normalize", False):
         raise ValueError("this script does not handle normalize: true")
-    env = make_vec_env(ENV_ID, n_envs=n_envs, seed=seed)
+    wrapper = hyperparams.pop("env_wrapper", None)
+    if isinstance(wrapper, str):
+        module_name, name = wrapper.rsplit(".", 1)
+        wrapper = getattr(importlib.import_module(module_name), name)
+    if isinstance(hyperparams.get("policy_kwargs"), str):
+        # rl-zoo3 writes policy_kwargs as a Python expression, e.g. "dict(net_arch=[64, 64])"
+        hyperparams["policy_kwargs"] = eval(hyperparams["policy_kwargs"], {"dict": dict, "nn": th.nn})
+    env = make_vec_env(ENV_ID, n_envs=n_envs, seed=seed, wrapper_class=wrapper)
     model = cls(policy, env, seed=seed, device="cpu", **hyperparams)
     start = time.perf_counter()
     model.learn(budget)
