@@ -340,6 +340,10 @@ def test_same_seed_same_parameters():
     a, b = _trained_params(7), _trained_params(7)
     np.testing.assert_array_equal(a, b)
     assert not np.array_equal(a, _trained_params(8))
+    # Bitwise identical with SubprocVecEnv too (same seeds reach the same sub-envs).
+    c, d = _trained_params(7, SubprocVecEnv), _trained_params(7, SubprocVecEnv)
+    np.testing.assert_array_equal(c, d)
+    np.testing.assert_array_equal(a, c)
 
 
 # ---------------------------------------------------------------------------- configuration errors
@@ -454,3 +458,41 @@ def test_group_scheduler_fills_every_group_without_waiting():
     # Env 1's armed group filled meanwhile: its next episode is an unstored extra one.
     assert scheduler.on_reset(1) == -1
     assert scheduler.n_started == 6
+
+
+# ---------------------------------------------------------------------------- numerical robustness
+
+
+@pytest.mark.parametrize("scale", [1e6, 1e-6])
+def test_scaled_rewards_train_finite(scale):
+    class ScaledReward(gym.RewardWrapper):
+        def reward(self, reward):
+            return reward * scale
+
+    spy = RolloutSpy()
+    model = GPG("MlpPolicy", ScaledReward(gym.make("CartPole-v1")), group_size=4, n_groups=1, n_epochs=2, seed=0)
+    model.learn(600, callback=spy)
+    params = th.nn.utils.parameters_to_vector(model.policy.parameters()).detach()
+    assert th.isfinite(params).all()
+    assert all(np.isfinite(r["advantages"]).all() for r in spy.rollouts)
+    # The advantages scale with the rewards (normalized per minibatch before the update).
+    assert spy.logged[0]["gpg/advantage_std"] > 0
+
+
+def test_one_step_episodes():
+    spy = RolloutSpy()
+    model = GPG("MlpPolicy", ConstantRewardEnv(length=1), group_size=3, n_groups=2, n_epochs=1, seed=0)
+    model.learn(12, callback=spy)
+    assert spy.rollouts[0]["timesteps"].tolist() == [0] * 6
+    assert spy.logged[0]["gpg/all_advantages_zero"] == 1
+
+
+def test_all_episodes_hit_time_limit():
+    # Every episode truncated by the time limit with the same return: zero advantages, logged, no NaN.
+    spy = RolloutSpy()
+    env = gym.wrappers.TimeLimit(ConstantRewardEnv(length=10**6), max_episode_steps=8)
+    model = GPG("MlpPolicy", env, group_size=4, n_groups=1, n_epochs=1, seed=0)
+    model.learn(40, callback=spy)
+    assert spy.rollouts[0]["timesteps"].max() == 7
+    assert spy.logged[0]["gpg/zero_advantage_fraction"] == 1.0
+    assert th.isfinite(th.nn.utils.parameters_to_vector(model.policy.parameters())).all()
