@@ -185,6 +185,8 @@ class GPG(OnPolicyAlgorithm):
         "CnnPolicy": CnnPolicy,
         "MultiInputPolicy": MultiInputPolicy,
     }
+    #: Tells GPGPolicy that this algorithm needs no critic (other algorithms are refused).
+    actor_only: ClassVar[bool] = True
     policy: GPGPolicy  # type: ignore[assignment]
     rollout_buffer: GroupRolloutBuffer  # type: ignore[assignment]
 

@@ -22,7 +22,7 @@ from stable_baselines3.common.envs import (
 from stable_baselines3.common.evaluation import evaluate_policy
 from stable_baselines3.common.vec_env import DummyVecEnv, SubprocVecEnv, VecFrameStack, VecNormalize
 
-from sb3_gpg import GPG, GroupResetWrapper, add_group_reset
+from sb3_gpg import GPG, GPGPolicy, GroupResetWrapper, add_group_reset
 from tests.envs import ConstantRewardEnv, EndlessEnv, KnownRewardEnv, ResetRecorder
 
 
@@ -300,6 +300,10 @@ def test_load_errors(tmp_path):
         GPG.load(tmp_path / "ppo.zip")
     gpg = GPG("MlpPolicy", "CartPole-v1")
     gpg.save(tmp_path / "gpg")
+    with pytest.raises(TypeError, match=r"load it with sb3_gpg\.GPG\.load"):
+        PPO.load(tmp_path / "gpg.zip")
+    with pytest.raises(TypeError, match="actor-only"):
+        PPO(GPGPolicy, "CartPole-v1")
     data = (tmp_path / "gpg.zip").read_bytes()
     (tmp_path / "truncated.zip").write_bytes(data[: len(data) // 2])
     with pytest.raises(ValueError, match="corrupt or truncated"):
@@ -415,8 +419,21 @@ def test_self_truncating_env_without_time_limit_works():
 
 
 def test_nan_reward_error():
-    with pytest.raises(ValueError, match=r"non-finite reward.*VecCheckNan"):
+    with pytest.raises(ValueError, match=r"Env 0 returned a non-finite reward \(nan\) at step 3.*VecCheckNan"):
         GPG("MlpPolicy", ConstantRewardEnv(nan_at=3), group_size=2, n_groups=1).learn(20)
+
+
+def test_inf_observation_error():
+    class InfObservation(gym.ObservationWrapper):
+        def observation(self, observation):
+            return (
+                observation * np.inf
+                if self.env.unwrapped.steps_beyond_terminated is None and np.random.rand() < 0.2
+                else observation
+            )
+
+    with pytest.raises(ValueError, match="non-finite observation"):
+        GPG("MlpPolicy", InfObservation(gym.make("CartPole-v1")), group_size=2, n_groups=1, seed=0).learn(200)
 
 
 def test_callable_binning_wrong_output_is_refused_clearly():
