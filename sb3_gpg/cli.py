@@ -44,9 +44,17 @@ def save_figures(figure_dir: str | Path, figure_format: str = "png") -> list[Pat
     """
     Save every open matplotlib figure to a file named after its label, then close it.
 
-    :param figure_dir: Folder for the image files (created if needed).
-    :param figure_format: Image format (extension), e.g. ``png``, ``pdf``, ``svg``.
-    :return: The files written.
+    Parameters
+    ----------
+    figure_dir : str | Path
+        Folder for the image files (created if needed).
+    figure_format : str
+        Image format (extension), e.g. ``png``, ``pdf``, ``svg``.
+
+    Returns
+    -------
+    list[Path]
+        The files written.
     """
     from matplotlib import pyplot as plt
 
@@ -67,10 +75,19 @@ def run_plot(script: str, args: Sequence[str], prog: str) -> list[Path]:
     """
     Run one of rl-zoo3's plot scripts headless and save its figures.
 
-    :param script: ``"plot_train"`` or ``"all_plots"``.
-    :param args: The script's arguments, plus ``--figure-dir DIR`` and ``--figure-format EXT``.
-    :param prog: Program name shown in usage and error messages.
-    :return: The image files written.
+    Parameters
+    ----------
+    script : str
+        ``"plot_train"`` or ``"all_plots"``.
+    args : Sequence[str]
+        The script's arguments, plus ``--figure-dir DIR`` and ``--figure-format EXT``.
+    prog : str
+        Program name shown in usage and error messages.
+
+    Returns
+    -------
+    list[Path]
+        The image files written.
     """
     import matplotlib
 
@@ -99,7 +116,10 @@ def main(argv: Sequence[str] | None = None) -> None:
     """
     Entry point of the ``sb3-gpg`` console script.
 
-    :param argv: ``[COMMAND, *options]`` (default: ``sys.argv[1:]``).
+    Parameters
+    ----------
+    argv : Sequence[str] | None
+        ``[COMMAND, *options]`` (default: ``sys.argv[1:]``).
     """
     argv = list(sys.argv[1:] if argv is None else argv)
     if not argv or argv[0] in ("-h", "--help"):

@@ -19,8 +19,12 @@ def main(args: Sequence[str] | None = None, prog: str = "python -m sb3_gpg.recor
     """
     Record a video of a trained agent from an rl-zoo3 log folder.
 
-    :param args: Command-line arguments without the program name (default: ``sys.argv[1:]``).
-    :param prog: Program name shown in usage and error messages.
+    Parameters
+    ----------
+    args : Sequence[str] | None
+        Command-line arguments without the program name (default: ``sys.argv[1:]``).
+    prog : str
+        Program name shown in usage and error messages.
     """
     import sys
 

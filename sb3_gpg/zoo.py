@@ -68,8 +68,15 @@ def hyperparams_dir() -> Path:
     ``sb3_gpg/hyperparams/`` (package data); a source checkout or an editable install finds it
     beside the package. Either way the result does not depend on the working directory.
 
-    :return: Absolute path of the folder.
-    :raises FileNotFoundError: If neither location holds the configuration files.
+    Returns
+    -------
+    Path
+        Absolute path of the folder.
+
+    Raises
+    ------
+    FileNotFoundError
+        If neither location holds the configuration files.
     """
     package = Path(__file__).resolve().parent
     candidates = (package / "hyperparams", package.parent / "hyperparams")
@@ -86,9 +93,20 @@ def config_path(algo: str = ALGO) -> Path:
     """
     Default rl-zoo3 configuration file of an algorithm added by this package.
 
-    :param algo: Algorithm name, as given to ``--algo``.
-    :return: Absolute path of its ``.yml`` file.
-    :raises KeyError: If ``algo`` is not one of this package's algorithms.
+    Parameters
+    ----------
+    algo : str
+        Algorithm name, as given to ``--algo``.
+
+    Returns
+    -------
+    Path
+        Absolute path of its ``.yml`` file.
+
+    Raises
+    ------
+    KeyError
+        If ``algo`` is not one of this package's algorithms.
     """
     return hyperparams_dir() / CONFIG_FILES[algo]
 
@@ -108,11 +126,21 @@ def sample_gpg_params(trial: optuna.Trial, n_actions: int, n_envs: int, addition
     that Optuna refuses to mix workers with different ``n_envs`` in one study. Binning is
     ``"timestep"`` (with ``bin_width``) or ``"none"``, the two that suit every observation space.
 
-    :param trial: Optuna trial.
-    :param n_actions: Action dimension of Box action spaces (unused: GPG has no action noise).
-    :param n_envs: Number of training environments of the trial.
-    :param additional_args: rl-zoo3's extra arguments (HER settings; unused).
-    :return: Keyword arguments for :class:`~sb3_gpg.GPG`.
+    Parameters
+    ----------
+    trial : optuna.Trial
+        Optuna trial.
+    n_actions : int
+        Action dimension of Box action spaces (unused: GPG has no action noise).
+    n_envs : int
+        Number of training environments of the trial.
+    additional_args : dict
+        rl-zoo3's extra arguments (HER settings; unused).
+
+    Returns
+    -------
+    dict[str, Any]
+        Keyword arguments for :class:`~sb3_gpg.GPG`.
     """
     sampled = {
         "n_envs": trial.suggest_categorical("n_envs", [int(n_envs)]),
@@ -148,8 +176,15 @@ def convert_gpg_params(sampled_params: dict[str, Any]) -> dict[str, Any]:
     the hyperparameters read from the configuration file (so it may hold ``n_envs``). Parameters
     it does not know are passed through unchanged.
 
-    :param sampled_params: Trial parameters, as suggested by :func:`sample_gpg_params`.
-    :return: Hyperparameters: GPG arguments, ``policy_kwargs`` and ``n_envs`` when known.
+    Parameters
+    ----------
+    sampled_params : dict[str, Any]
+        Trial parameters, as suggested by :func:`sample_gpg_params`.
+
+    Returns
+    -------
+    dict[str, Any]
+        Hyperparameters: GPG arguments, ``policy_kwargs`` and ``n_envs`` when known.
     """
     hyperparams = dict(sampled_params)
     if "one_minus_gamma" in hyperparams:
@@ -199,9 +234,17 @@ def _peek(args: Sequence[str], options: dict[tuple[str, ...], type]) -> argparse
     """
     Read a few options of an rl-zoo3 command line, ignoring the others.
 
-    :param args: Command-line arguments (without the program name).
-    :param options: Option strings (as rl-zoo3 spells them) mapped to their type.
-    :return: The values (``None`` where absent), or ``None`` if the line cannot be read.
+    Parameters
+    ----------
+    args : Sequence[str]
+        Command-line arguments (without the program name).
+    options : dict[tuple[str, ...], type]
+        Option strings (as rl-zoo3 spells them) mapped to their type.
+
+    Returns
+    -------
+    argparse.Namespace | None
+        The values (``None`` where absent), or ``None`` if the line cannot be read.
     """
     parser = _PeekParser(add_help=False)
     for flags, kind in options.items():
@@ -217,9 +260,17 @@ def with_default_algo(args: Sequence[str], algo: str = ALGO) -> list[str]:
     """
     Make ``algo`` the default ``--algo`` of an rl-zoo3 command line (rl-zoo3's default is PPO).
 
-    :param args: Command-line arguments (without the program name).
-    :param algo: Algorithm used when the line names none.
-    :return: The arguments, with ``--algo algo`` in front when absent.
+    Parameters
+    ----------
+    args : Sequence[str]
+        Command-line arguments (without the program name).
+    algo : str
+        Algorithm used when the line names none.
+
+    Returns
+    -------
+    list[str]
+        The arguments, with ``--algo algo`` in front when absent.
     """
     peeked = _peek(args, {("--algo",): str})
     if peeked is not None and peeked.algo is None:
@@ -251,8 +302,15 @@ def train_args(args: Sequence[str]) -> list[str]:
       running worker between this count and rl-zoo3's own read would shift it, so reload trial 0
       once its workers have stopped.
 
-    :param args: Command-line arguments (without the program name).
-    :return: The arguments to give rl-zoo3's ``train()``.
+    Parameters
+    ----------
+    args : Sequence[str]
+        Command-line arguments (without the program name).
+
+    Returns
+    -------
+    list[str]
+        The arguments to give rl-zoo3's ``train()``.
     """
     args = with_default_algo(args)
     peeked = _peek(
@@ -282,8 +340,12 @@ def command_line(prog: str, args: Sequence[str]) -> Iterator[None]:
     """
     Run an rl-zoo3 script (which parses ``sys.argv``) on the given arguments, then restore ``sys.argv``.
 
-    :param prog: Program name shown in usage and error messages.
-    :param args: Command-line arguments (without the program name).
+    Parameters
+    ----------
+    prog : str
+        Program name shown in usage and error messages.
+    args : Sequence[str]
+        Command-line arguments (without the program name).
     """
     saved = sys.argv
     sys.argv = [prog, *args]

@@ -1,0 +1,77 @@
+#!/usr/bin/env bash
+# Start a local PostgreSQL server for the multi-worker tuning tests (pytest -m postgres).
+#
+# Installs Debian's postgresql if it is missing, creates (once) a cluster of its own listening on
+# 127.0.0.1 only, starts it if it is down, and creates (once) its user and database. Idempotent,
+# non-interactive; run it as root (CI). Logs go to stderr; the only line on stdout exports the URL:
+#
+#     $ bash .ci/postgres.sh
+#     export SB3_GPG_PG_URL='postgresql+psycopg2://sb3gpg:sb3gpg@127.0.0.1:54329/sb3gpg'
+#
+# so `eval "$(bash .ci/postgres.sh)"` (as .ci/run does) or `. .ci/postgres.sh` sets it in the
+# calling shell.
+# Settings: SB3_GPG_PG_PORT (default 54329); cluster, user, password and database are "sb3gpg".
+# The URL names the psycopg2 driver (pip install psycopg2-binary): SQLAlchemy >= 2.1 would
+# otherwise pick psycopg 3 for a plain postgresql:// URL.
+
+_sb3_gpg_postgres() {
+    set -euo pipefail
+    local port="${SB3_GPG_PG_PORT:-54329}"
+    local name="sb3gpg"
+    log() { echo "postgres.sh: $*" >&2; }
+
+    if ! command -v pg_ctlcluster >/dev/null 2>&1 || ! compgen -G "/usr/lib/postgresql/*/bin/postgres" >/dev/null; then
+        log "installing Debian's postgresql"
+        export DEBIAN_FRONTEND=noninteractive
+        apt-get update -qq >&2
+        apt-get install -y -qq --no-install-recommends postgresql >&2
+    fi
+    local version
+    version="$(find /usr/lib/postgresql -mindepth 1 -maxdepth 1 -printf '%f\n' | sort -V | tail -n 1)"
+
+    if ! pg_lsclusters -h | awk -v v="$version" -v n="$name" '$1 == v && $2 == n {found = 1} END {exit !found}'; then
+        log "creating cluster $version/$name on port $port"
+        pg_createcluster --port "$port" --start-conf manual "$version" "$name" >&2
+    fi
+    # Listen on the loopback address only (Debian's postgresql.conf includes conf.d/).
+    local conf_dir="/etc/postgresql/$version/$name/conf.d"
+    mkdir -p "$conf_dir"
+    printf "listen_addresses = '127.0.0.1'\n" >"$conf_dir/sb3-gpg.conf"
+    chown -R postgres:postgres "$conf_dir"
+
+    local status
+    status="$(pg_lsclusters -h | awk -v v="$version" -v n="$name" '$1 == v && $2 == n {print $4}')"
+    if [ "$status" != "online" ]; then
+        log "starting cluster $version/$name"
+        pg_ctlcluster "$version" "$name" start >&2
+    fi
+    local i
+    for i in $(seq 1 30); do
+        if pg_isready -q -h 127.0.0.1 -p "$port"; then
+            break
+        fi
+        if [ "$i" = 30 ]; then
+            log "the server did not become ready on 127.0.0.1:$port"
+            return 1
+        fi
+        sleep 1
+    done
+
+    psql_admin() { runuser -u postgres -- psql -X -q -v ON_ERROR_STOP=1 -p "$port" -d postgres "$@"; }
+    if [ "$(psql_admin -tAc "SELECT 1 FROM pg_roles WHERE rolname = '$name'")" != "1" ]; then
+        log "creating user $name"
+        psql_admin -c "CREATE ROLE $name LOGIN PASSWORD '$name'" >&2
+    fi
+    if [ "$(psql_admin -tAc "SELECT 1 FROM pg_database WHERE datname = '$name'")" != "1" ]; then
+        log "creating database $name"
+        psql_admin -c "CREATE DATABASE $name OWNER $name" >&2
+    fi
+    echo "export SB3_GPG_PG_URL='postgresql+psycopg2://$name:$name@127.0.0.1:$port/$name'"
+}
+
+if [ "${BASH_SOURCE[0]}" = "$0" ]; then
+    _sb3_gpg_postgres
+else
+    # Sourced: run in a subshell so that `set -e` and the helpers stay out of the caller's shell.
+    _sb3_gpg_export="$(_sb3_gpg_postgres)" && eval "$_sb3_gpg_export" && echo "$_sb3_gpg_export"
+fi
