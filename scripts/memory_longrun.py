@@ -5,9 +5,10 @@ Trains GPG on LunarLander-v3 for ``--rollouts`` rollouts and records, after each
 resident set size (from /proc/self/statm) and the bytes held by the buffer's arrays. A leak shows
 as RSS growing with the rollout count beyond what the largest buffer needs.
 
-Usage::
+Usage (the second line measures SB3's PPO the same way, for reference)::
 
     python scripts/memory_longrun.py --rollouts 200 --out benchmarks/memory_lunarlander.txt
+    python scripts/memory_longrun.py --algo ppo --rollouts 730 --out benchmarks/memory_lunarlander_ppo.txt
 """
 
 import argparse
@@ -18,10 +19,11 @@ import time
 
 import numpy as np
 import torch as th
+from stable_baselines3 import PPO
 from stable_baselines3.common.callbacks import BaseCallback
 from stable_baselines3.common.env_util import make_vec_env
 
-from sb3_gpg import GPG
+from sb3_gpg import GPG, GroupRolloutBuffer
 
 
 def rss_mib() -> float:
@@ -33,6 +35,8 @@ def rss_mib() -> float:
 
 def buffer_mib(buffer) -> float:
     """Bytes held by the buffer's per-step arrays, in MiB."""
+    if not isinstance(buffer, GroupRolloutBuffer):  # SB3's RolloutBuffer: fixed arrays
+        return sum(getattr(buffer, name).nbytes for name in ("observations", "actions", "rewards", "returns", "advantages"))
     total = 0
     for name in ("actions", "log_probs", "rewards", "episode_ids", "group_ids", "timesteps", "bin_ids", "returns"):
         total += getattr(buffer, name).nbytes
@@ -63,11 +67,15 @@ class MemoryLog(BaseCallback):
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--rollouts", type=int, default=200)
+    parser.add_argument("--algo", choices=["gpg", "ppo"], default="gpg", help="ppo: the same measurement for SB3's PPO")
     parser.add_argument("--out", type=str, default=None)
     args = parser.parse_args()
     th.set_num_threads(1)
     env = make_vec_env("LunarLander-v3", n_envs=4, seed=0)
-    model = GPG("MlpPolicy", env, group_size=4, n_groups=2, batch_size=256, n_epochs=4, seed=0, device="cpu")
+    if args.algo == "gpg":
+        model = GPG("MlpPolicy", env, group_size=4, n_groups=2, batch_size=256, n_epochs=4, seed=0, device="cpu")
+    else:
+        model = PPO("MlpPolicy", env, n_steps=1024, batch_size=256, n_epochs=4, seed=0, device="cpu")
     log = MemoryLog(args.rollouts)
     start = time.perf_counter()
     model.learn(10**9, callback=log)
@@ -82,7 +90,8 @@ def main() -> None:
         f"RSS after rollout 10: {tenth:.1f} MiB; after rollout {len(rows)}: {rows[-1, 3]:.1f} MiB; "
         f"max: {rows[:, 3].max():.1f} MiB; growth from rollout 10: {rows[-1, 3] - tenth:+.1f} MiB",
         f"largest buffer: {rows[:, 4].max():.3f} MiB ({int(rows[:, 2].max())} steps)",
-        f"{len(rows)} rollouts, {int(rows[-1, 1])} env steps in {wall:.0f} s on {platform.machine()}, {os.cpu_count()} CPUs",
+        f"{args.algo}: {len(rows)} rollouts, {int(rows[-1, 1])} env steps in {wall:.0f} s "
+        f"on {platform.machine()}, {os.cpu_count()} CPUs",
     ]
     text = "\n".join(lines)
     print(text)
