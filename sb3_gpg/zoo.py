@@ -21,6 +21,7 @@ every flag rl-zoo3's scripts accept, for GPG and for rl-zoo3's algorithms alike.
 import argparse
 import contextlib
 import math
+import os
 import sys
 from collections.abc import Iterator, Sequence
 from pathlib import Path
@@ -333,6 +334,60 @@ def train_args(args: Sequence[str]) -> list[str]:
             # The last --trial-id given wins in argparse.
             args = [*args, f"--trial-id=-{n_trials}"]
     return args
+
+
+#: Seconds between a running trial's heartbeats, and silence after which another worker marks it failed.
+#: Overridable with the environment variables SB3_GPG_OPTUNA_HEARTBEAT and SB3_GPG_OPTUNA_GRACE.
+HEARTBEAT_INTERVAL = 60
+GRACE_PERIOD = 180
+
+
+def heartbeat_storage(storage: Any) -> Any:
+    """
+    Turn a database URL into an Optuna ``RDBStorage`` with heartbeats; leave anything else as it is.
+
+    With heartbeats, each running trial records that its worker is alive. When a worker dies
+    (SIGKILL, lost machine) its trial stops beating, and the next trial any other worker starts
+    marks it ``FAIL`` (Optuna's ``fail_stale_trials``): the study stays usable and loses nothing else.
+
+    Parameters
+    ----------
+    storage : Any
+        What rl-zoo3 passes to ``optuna.create_study``: ``None``, a URL, or a storage object.
+
+    Returns
+    -------
+    Any
+        An ``RDBStorage`` with heartbeats for a database URL, else ``storage`` unchanged.
+    """
+    if not isinstance(storage, str) or storage.endswith(".log"):
+        return storage
+    return optuna.storages.RDBStorage(
+        storage,
+        heartbeat_interval=int(os.environ.get("SB3_GPG_OPTUNA_HEARTBEAT", HEARTBEAT_INTERVAL)),
+        grace_period=int(os.environ.get("SB3_GPG_OPTUNA_GRACE", GRACE_PERIOD)),
+    )
+
+
+@contextlib.contextmanager
+def study_heartbeats() -> Iterator[None]:
+    """
+    While active, studies that rl-zoo3 creates on a database get heartbeats (:func:`heartbeat_storage`).
+
+    rl-zoo3 hands ``--storage`` to ``optuna.create_study`` as a plain URL, which gives no
+    heartbeats, and offers no hook to change that. This is the one place that wraps Optuna's
+    public ``create_study`` for the duration of a command, restoring it afterwards.
+    """
+    original = optuna.create_study
+
+    def create_study(*args: Any, storage: Any = None, **kwargs: Any) -> optuna.Study:
+        return original(*args, storage=heartbeat_storage(storage), **kwargs)
+
+    optuna.create_study = create_study  # type: ignore[assignment]
+    try:
+        yield
+    finally:
+        optuna.create_study = original  # type: ignore[assignment]
 
 
 @contextlib.contextmanager

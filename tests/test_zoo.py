@@ -11,8 +11,10 @@ import inspect
 import math
 import os
 import re
+import signal
 import subprocess
 import sys
+import time
 import uuid
 from pathlib import Path
 from typing import Any
@@ -430,6 +432,54 @@ def test_two_workers_share_a_postgres_study(tmp_path):
         )
         assert "Loading from Optuna study..." in output
         check_reloaded(saved_config(tmp_path / "reload" / "gpg" / "CartPole-v1_1"), best)
+    finally:
+        optuna.delete_study(storage=url, study_name=study_name)
+
+
+@pytest.mark.postgres
+@pytest.mark.skipif(
+    not os.environ.get("SB3_GPG_PG_URL"),
+    reason='needs a PostgreSQL server in SB3_GPG_PG_URL: run `eval "$(bash .ci/postgres.sh)"` first (as .ci/run does)',
+)
+def test_worker_killed_mid_trial_leaves_study_usable(tmp_path):
+    url = os.environ["SB3_GPG_PG_URL"]
+    study_name = f"sb3-gpg-kill-{uuid.uuid4().hex[:12]}"
+    optuna.create_study(storage=url, study_name=study_name, direction="maximize")
+    # Fast heartbeats so that the killed worker's trial goes stale within the test.
+    env = {**_env(), "SB3_GPG_OPTUNA_HEARTBEAT": "1", "SB3_GPG_OPTUNA_GRACE": "3"}
+
+    def worker(seed: int, n_trials: int, n_steps: str) -> subprocess.Popen:
+        command = [
+            *(sys.executable, "-m", "sb3_gpg.train", "--algo", "gpg", "--env", "CartPole-v1"),
+            *("--storage", url, "--study-name", study_name, "--n-trials", str(n_trials)),
+            *("--seed", str(seed), "-f", f"logs_{seed}", "--optimize", "-n", n_steps, "--n-evaluations", "2"),
+            *("--n-startup-trials", "2", "--no-optim-plots", "--eval-episodes", "2"),
+        ]
+        return subprocess.Popen(command, cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+
+    try:
+        victim = worker(1, 5, "200000")  # long trials: it is surely mid-trial when killed
+        deadline = time.time() + 120
+        study = optuna.load_study(storage=url, study_name=study_name)
+        while time.time() < deadline and not any(t.state == optuna.trial.TrialState.RUNNING for t in study.trials):
+            time.sleep(0.5)
+        time.sleep(2)
+        victim.send_signal(signal.SIGKILL)
+        victim.communicate(timeout=30)
+        killed = [t.number for t in study.trials if t.state == optuna.trial.TrialState.RUNNING]
+        assert len(killed) == 1, [t.state for t in study.trials]
+
+        time.sleep(4)  # past the grace period: the next trial any worker starts marks it failed
+        survivor = worker(2, 2, "1500")
+        output, _ = survivor.communicate(timeout=240)
+        assert survivor.returncode == 0, output[-6000:]
+
+        study = optuna.load_study(storage=url, study_name=study_name)
+        states = {t.number: t.state for t in study.trials}
+        assert states[killed[0]] == optuna.trial.TrialState.FAIL
+        assert sorted(states) == list(range(len(states))) and len(states) == 3
+        others = [state for number, state in states.items() if number != killed[0]]
+        assert set(others) <= {optuna.trial.TrialState.COMPLETE, optuna.trial.TrialState.PRUNED}
     finally:
         optuna.delete_study(storage=url, study_name=study_name)
 
