@@ -82,3 +82,40 @@ def test_sigkill_leaves_last_checkpoint_loadable_and_training_resumes(tmp_path, 
     model.learn(100, reset_num_timesteps=False)
     assert model.num_timesteps > steps
     assert not np.array_equal(params.numpy(), th.nn.utils.parameters_to_vector(model.policy.parameters()).detach().numpy())
+
+
+def test_sigkill_during_rl_zoo3_save_freq_checkpoints(tmp_path):
+    pytest.importorskip("rl_zoo3")
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONUNBUFFERED": "1"}
+    command = [sys.executable, "-m", "sb3_gpg.train", "--algo", "gpg", "--env", "CartPole-v1", "--seed", "0"]
+    process = subprocess.Popen(
+        [*command, "-n", "10000000", "--save-freq", "400", "--eval-freq", "-1", "-f", "logs"],
+        cwd=tmp_path,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    run_dir = tmp_path / "logs" / "gpg" / "CartPole-v1_1"
+    try:
+        deadline = time.time() + 180
+        while time.time() < deadline and len(list(run_dir.glob("rl_model_*_steps.zip"))) < 3:
+            time.sleep(0.2)
+        time.sleep(1.7)
+    finally:
+        process.send_signal(signal.SIGKILL)
+        process.wait()
+    names = sorted(run_dir.glob("rl_model_*_steps.zip"), key=lambda p: int(p.name.split("_")[2]))
+    assert len(names) >= 3
+    for path in names:
+        GPG.load(path)
+    # rl-zoo3 resumes from the last checkpoint with --trained-agent.
+    resumed = subprocess.run(
+        [*command, "-i", str(names[-1]), "-n", "500", "--eval-freq", "-1", "-f", "resumed"],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert resumed.returncode == 0, resumed.stdout[-3000:] + resumed.stderr[-3000:]
+    assert list((tmp_path / "resumed" / "gpg").glob("CartPole-v1_*/CartPole-v1.zip"))

@@ -513,3 +513,12 @@ def test_all_episodes_hit_time_limit():
     assert spy.rollouts[0]["timesteps"].max() == 7
     assert spy.logged[0]["gpg/zero_advantage_fraction"] == 1.0
     assert th.isfinite(th.nn.utils.parameters_to_vector(model.policy.parameters())).all()
+
+
+def test_batch_size_larger_than_rollout_uses_one_minibatch():
+    # Documented adaptation: a rollout smaller than batch_size is trained on as a single minibatch.
+    model = GPG("MlpPolicy", ConstantRewardEnv(length=3), group_size=2, n_groups=1, batch_size=10_000, n_epochs=3)
+    model.learn(6)
+    batches = list(model.rollout_buffer.get(model.batch_size))
+    assert len(batches) == 1 and len(batches[0].advantages) == model.rollout_buffer.size() == 6
+    assert model._n_updates == 3
