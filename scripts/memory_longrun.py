@@ -8,7 +8,7 @@ as RSS growing with the rollout count beyond what the largest buffer needs.
 Usage (the second line measures SB3's PPO the same way, for reference)::
 
     python scripts/memory_longrun.py --rollouts 200 --out benchmarks/memory_lunarlander.txt
-    python scripts/memory_longrun.py --algo ppo --rollouts 730 --out benchmarks/memory_lunarlander_ppo.txt
+    python scripts/memory_longrun.py --algo ppo --rollouts 183 --out benchmarks/memory_lunarlander_ppo.txt
 """
 
 import argparse
@@ -36,7 +36,8 @@ def rss_mib() -> float:
 def buffer_mib(buffer) -> float:
     """Bytes held by the buffer's per-step arrays, in MiB."""
     if not isinstance(buffer, GroupRolloutBuffer):  # SB3's RolloutBuffer: fixed arrays
-        return sum(getattr(buffer, name).nbytes for name in ("observations", "actions", "rewards", "returns", "advantages"))
+        names = ("observations", "actions", "rewards", "returns", "advantages", "values", "log_probs", "episode_starts")
+        return sum(getattr(buffer, name).nbytes for name in names) / 2**20
     total = 0
     for name in ("actions", "log_probs", "rewards", "episode_ids", "group_ids", "timesteps", "bin_ids", "returns"):
         total += getattr(buffer, name).nbytes
