@@ -270,40 +270,38 @@ class GPG(OnPolicyAlgorithm):
         # OnPolicyAlgorithm sets these for its critic; GPG has none, so they must not appear in saved models.
         del self.gae_lambda, self.vf_coef
 
-        # At load time (env=None, _init_setup_model=False) the spaces are set later from the file.
-        if getattr(self, "action_space", None) is not None and not isinstance(self.action_space, SUPPORTED_ACTION_SPACES):
-            raise ValueError(
-                f"GPG does not support the action space {self.action_space} of this env: supported action spaces are "
-                "Box, Discrete, MultiDiscrete and MultiBinary (as PPO). Flatten or re-encode the actions with a wrapper."
-            )
-        if getattr(self, "observation_space", None) is not None and not isinstance(
-            self.observation_space, SUPPORTED_OBSERVATION_SPACES
-        ):
-            raise ValueError(
-                f"GPG does not support the observation space {self.observation_space} of this env: supported are Box "
-                "(vectors and images), Discrete, MultiDiscrete, MultiBinary and Dict of those (as PPO)."
-            )
-        if (
-            self.binning == "state"
-            and getattr(self, "observation_space", None) is not None
-            and not isinstance(self.observation_space, spaces.Discrete)
-        ):
-            raise ValueError(
-                f"binning='state' needs a Discrete observation space, got {self.observation_space}: "
-                "use binning='grid' (with bin_eps) for continuous observations, or 'timestep'"
-            )
-        if (
-            self.binning == "grid"
-            and getattr(self, "observation_space", None) is not None
-            and not isinstance(self.observation_space, (spaces.Box, spaces.Discrete, spaces.MultiDiscrete))
-        ):
-            raise ValueError(
-                f"binning='grid' needs array observations, got {self.observation_space}: pass a callable binning instead"
-            )
+        self._check_spaces()
         if _init_setup_model:
             self._setup_model()
 
     # ------------------------------------------------------------------ setup
+
+    def _check_spaces(self) -> None:
+        """Refuse spaces GPG cannot handle, and binnings that do not fit the observation space."""
+        # At load time (env=None, _init_setup_model=False) the spaces are set later from the file.
+        if getattr(self, "observation_space", None) is None:
+            return
+        if not isinstance(self.action_space, SUPPORTED_ACTION_SPACES):
+            raise ValueError(
+                f"GPG does not support the action space {self.action_space} of this env: supported action spaces are "
+                "Box, Discrete, MultiDiscrete and MultiBinary (as PPO). Flatten or re-encode the actions with a wrapper."
+            )
+        if not isinstance(self.observation_space, SUPPORTED_OBSERVATION_SPACES):
+            raise ValueError(
+                f"GPG does not support the observation space {self.observation_space} of this env: supported are Box "
+                "(vectors and images), Discrete, MultiDiscrete, MultiBinary and Dict of those (as PPO)."
+            )
+        if self.binning == "state" and not isinstance(self.observation_space, spaces.Discrete):
+            raise ValueError(
+                f"binning='state' needs a Discrete observation space, got {self.observation_space}: "
+                "use binning='grid' (with bin_eps) for continuous observations, or 'timestep'"
+            )
+        if self.binning == "grid" and not isinstance(
+            self.observation_space, (spaces.Box, spaces.Discrete, spaces.MultiDiscrete)
+        ):
+            raise ValueError(
+                f"binning='grid' needs array observations, got {self.observation_space}: pass a callable binning instead"
+            )
 
     @property
     def n_steps(self) -> int:
