@@ -657,6 +657,38 @@ class Task:
     random_score: float | None = None
 
 
+def parse_env_values(items: Sequence[str] | None, option: str, kind: Callable[[str], Any]) -> dict[str, Any]:
+    """
+    Parse repeated ``ENV=VALUE`` options.
+
+    Parameters
+    ----------
+    items : Sequence[str] | None
+        The option's values, as given.
+    option : str
+        The option's name, for error messages.
+    kind : Callable[[str], Any]
+        Converts a value (``int`` or ``float``).
+
+    Returns
+    -------
+    dict[str, Any]
+        Value by env id.
+    """
+    values = {}
+    for item in items or []:
+        env_id, sep, value = item.partition("=")
+        try:
+            if not sep or not env_id:
+                raise ValueError
+            values[env_id] = kind(value)
+        except ValueError:
+            raise SystemExit(f"{option} takes ENV=VALUE (a {kind.__name__} value), not {item!r}") from None
+        if kind is int and values[env_id] < 1:
+            raise SystemExit(f"{option} {item!r}: the value must be >= 1")
+    return values
+
+
 def resolve_tasks(args: argparse.Namespace) -> list[Task]:
     """
     Check that every task's env can be created, and find its budget and threshold.
@@ -673,12 +705,11 @@ def resolve_tasks(args: argparse.Namespace) -> list[Task]:
     """
     import gymnasium as gym
 
-    overrides = {}
-    for item in args.threshold or []:
-        env_id, sep, value = item.partition("=")
-        if not sep:
-            raise SystemExit(f"--threshold takes ENV=VALUE, not {item!r}")
-        overrides[env_id] = float(value)
+    overrides = parse_env_values(args.threshold, "--threshold", float)
+    budgets = parse_env_values(args.budget, "--budget", int)
+    unknown = sorted(set(budgets) - set(args.tasks))
+    if unknown:
+        raise SystemExit(f"--budget names {', '.join(unknown)}, which is not among --tasks")
     tasks = []
     for env_id in args.tasks:
         try:
@@ -686,7 +717,11 @@ def resolve_tasks(args: argparse.Namespace) -> list[Task]:
         except Exception as error:
             hint = " (MuJoCo envs need: pip install 'gymnasium[mujoco]')" if "mujoco" in repr(error).lower() else ""
             raise SystemExit(f"cannot create {env_id}: {error!r}{hint}") from error
-        if args.n_timesteps:
+        if env_id in budgets:
+            _, key, entry = zoo_entry("ppo", env_id)
+            budget = budgets[env_id]
+            source = f"--budget (rl-zoo3 ppo.yml [{key}]: {float(entry['n_timesteps']):.0f})"
+        elif args.n_timesteps:
             budget, source = int(args.n_timesteps), "--n-timesteps"
         else:
             _, key, entry = zoo_entry("ppo", env_id)
@@ -1813,6 +1848,12 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--n-timesteps", type=int, default=None, help="env-step budget of every task")
     parser.add_argument(
         "--budget-scale", type=float, default=1.0, help="multiplies the default budgets (rl-zoo3's PPO budget per task)"
+    )
+    parser.add_argument(
+        "--budget",
+        action="append",
+        metavar="ENV=STEPS",
+        help="env-step budget of one task (overrides the others; reported as shortened); repeatable",
     )
     parser.add_argument("--eval-freq", type=int, default=None, help="env steps between evaluations (default: budget / 20)")
     parser.add_argument("--eval-episodes", type=int, default=20, help="episodes of the final evaluation (default: 20)")

@@ -214,6 +214,22 @@ def test_zoo_entries_and_budgets() -> None:
     assert bench.parse_args([]).seeds == [0, 1, 2, 3, 4] and bench.parse_args([]).tasks == list(bench.DEFAULT_TASKS)
 
 
+def test_budget_shortens_one_task_and_says_so() -> None:
+    args = bench.parse_args(["--tasks", "CartPole-v1", "Pendulum-v1", "--budget", "Pendulum-v1=20000"])
+    cartpole, pendulum = bench.resolve_tasks(args)
+    assert cartpole.n_timesteps == 100_000 and cartpole.budget_source == "rl-zoo3 ppo.yml [CartPole-v1]"
+    assert pendulum.n_timesteps == 20_000 and pendulum.eval_freq == 1000
+    assert pendulum.budget_source == "--budget (rl-zoo3 ppo.yml [Pendulum-v1]: 100000)"
+    for bad, message in (
+        ("Pendulum-v1", "ENV=VALUE"),
+        ("Pendulum-v1=1e4x", "ENV=VALUE"),
+        ("Pendulum-v1=0", ">= 1"),
+        ("Acrobot-v1=5", "not among --tasks"),
+    ):
+        with pytest.raises(SystemExit, match=message):
+            bench.resolve_tasks(bench.parse_args(["--tasks", "CartPole-v1", "Pendulum-v1", "--budget", bad]))
+
+
 def test_finished_result_requires_same_settings(tmp_path: Path) -> None:
     args = bench.parse_args(["--smoke"])
     spec = bench.plan_runs(args, bench.resolve_tasks(args), tmp_path)[0]
