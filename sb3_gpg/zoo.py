@@ -154,7 +154,7 @@ def sample_gpg_params(trial: optuna.Trial, n_actions: int, n_envs: int, addition
         "batch_size_pow": trial.suggest_int("batch_size_pow", 5, 10),
         "clip_range": trial.suggest_categorical("clip_range", list(CLIP_RANGES)),
         "ent_coef": trial.suggest_float("ent_coef", 1e-8, 0.1, log=True),
-        "one_minus_gamma": trial.suggest_float("one_minus_gamma", 0.0001, 0.03, log=True),
+        "one_minus_gamma": trial.suggest_float("one_minus_gamma", 0.0001, 0.1, log=True),
         "net_arch": trial.suggest_categorical("net_arch", list(NET_ARCHS)),
         "activation_fn": trial.suggest_categorical("activation_fn", ["tanh", "relu"]),
     }
