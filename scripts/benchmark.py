@@ -1503,6 +1503,69 @@ def _seconds(value: float | None) -> str:
     return f"{value:.0f}" if value >= 100 else f"{value:.3g}"
 
 
+def target_comparison(results: Sequence[Mapping[str, Any]], tasks: Sequence[Task]) -> list[dict[str, Any]]:
+    """
+    GPG against PPO on each task, in the terms of the project's targets.
+
+    * ``final_iqm_gpg``/``final_iqm_ppo``: interquartile mean over seeds of the final return
+      (target: GPG's >= PPO's);
+    * ``ppo_final``: PPO's final return (mean over seeds); ``gpg_wall_to_ppo_final``: median over
+      GPG's seeds of the training seconds of the first evaluation (periodic or final) whose mean
+      return reaches it, a seed that never does counting as infinite (``None`` when that is the
+      median); ``ppo_wall``: median of PPO's training seconds; ``wall_ratio``: their ratio
+      (target: <= 0.6);
+    * ``steps_per_s_ratio``, ``params_ratio``, ``peak_rss_ratio``: GPG's over PPO's, means over
+      seeds (targets: >= 1.3, <= 0.55, < 1). Each algorithm runs its own configuration, so the
+      throughput ratio is not at identical settings (``--scaling`` measures that).
+
+    Parameters
+    ----------
+    results : Sequence[Mapping[str, Any]]
+        Run results.
+    tasks : Sequence[Task]
+        Tasks, in report order (those without runs of both algorithms are left out).
+
+    Returns
+    -------
+    list[dict[str, Any]]
+        One row per task.
+    """
+    groups = _group(results)
+    rows = []
+    for task in tasks:
+        gpg, ppo = groups.get((task.env_id, "gpg")), groups.get((task.env_id, "ppo"))
+        if not gpg or not ppo:
+            continue
+        ppo_final = float(np.mean([r["final_mean"] for r in ppo]))
+        walls = []
+        for run in gpg:
+            reached = [p["wall_s"] for p in run["curve"] if p["mean"] >= ppo_final]
+            walls.append(min(reached) if reached else None)
+        gpg_wall = _median_with_misses(walls)
+        ppo_wall = float(np.median([r["train_wall_s"] for r in ppo]))
+
+        def ratio(key: str, gpg_runs: Sequence[Mapping[str, Any]] = gpg, ppo_runs: Sequence[Mapping[str, Any]] = ppo) -> float:
+            return float(np.mean([r[key] for r in gpg_runs]) / np.mean([r[key] for r in ppo_runs]))
+
+        rows.append(
+            {
+                "env_id": task.env_id,
+                "final_iqm_gpg": interquartile_mean(np.array([r["final_mean"] for r in gpg])),
+                "final_iqm_ppo": interquartile_mean(np.array([r["final_mean"] for r in ppo])),
+                "ppo_final": ppo_final,
+                "gpg_wall_to_ppo_final": gpg_wall,
+                "gpg_seeds_reaching_ppo_final": sum(w is not None for w in walls),
+                "gpg_seeds": len(gpg),
+                "ppo_wall": ppo_wall,
+                "wall_ratio": None if gpg_wall is None else gpg_wall / ppo_wall,
+                "steps_per_s_ratio": ratio("steps_per_s"),
+                "params_ratio": ratio("params"),
+                "peak_rss_ratio": ratio("peak_rss_mib"),
+            }
+        )
+    return rows
+
+
 def benchmark_markdown(
     results: Sequence[Mapping[str, Any]], tasks: Sequence[Task], algos: Sequence[str], agg: Mapping[str, Any], command: str
 ) -> str:
@@ -1626,6 +1689,43 @@ def benchmark_markdown(
         )
     text.append(markdown_table(["env", "algo", *TIME_SPLIT, "other", "idle"], rows, [False, False] + [True] * 6))
 
+    targets = target_comparison(results, tasks)
+    if targets:
+        text.append("\n## Against the targets (GPG / PPO per task)\n")
+        text.append(
+            "Targets: final return IQM over seeds >= PPO's; training seconds to PPO's final return (first evaluation "
+            "at or above PPO's mean final return; median over seeds, a seed that never gets there counting as "
+            "infinite) <= 0.6 x PPO's training seconds; steps/s >= 1.3x; parameters <= 0.55x; lower peak memory. "
+            "Each algorithm runs its own tuned configuration here: `--scaling` compares throughput at identical "
+            "settings.\n"
+        )
+        rows = []
+        for t in targets:
+            wall = _seconds(t["gpg_wall_to_ppo_final"]) if t["gpg_wall_to_ppo_final"] is not None else "not reached"
+            rows.append(
+                [
+                    t["env_id"],
+                    f"{t['final_iqm_gpg']:.1f} / {t['final_iqm_ppo']:.1f}",
+                    "yes" if t["final_iqm_gpg"] >= t["final_iqm_ppo"] else "no",
+                    f"{wall} ({t['gpg_seeds_reaching_ppo_final']}/{t['gpg_seeds']}) / {_seconds(t['ppo_wall'])}",
+                    _fmt(t["wall_ratio"], ".2f", "-"),
+                    f"{t['steps_per_s_ratio']:.2f}",
+                    f"{t['params_ratio']:.2f}",
+                    f"{t['peak_rss_ratio']:.3f}",
+                ]
+            )
+        header = [
+            "env",
+            "final IQM",
+            ">= PPO",
+            "s to PPO's final / PPO's s",
+            "ratio",
+            "steps/s ratio",
+            "params ratio",
+            "peak RSS ratio",
+        ]
+        text.append(markdown_table(header, rows, [False, False, False, False, True, True, True, True]))
+
     text.append("\n## Aggregate over tasks\n")
     text.append(
         f"{agg['method']}. Normalized score: {agg['normalization']} (random: uniform random actions; tasks: "
@@ -1690,7 +1790,7 @@ def write_reports(out: Path, results: Sequence[Mapping[str, Any]], tasks: Sequen
         [{"algo": r["algo"], "env_id": r["env_id"], "seed": r["seed"], **point} for r in results for point in r["curve"]],
     )
     agg = aggregate(results, tasks, args.algos, args.bootstrap_reps)
-    write_json_atomic(out / "aggregate.json", agg)
+    write_json_atomic(out / "aggregate.json", {**agg, "targets": target_comparison(results, tasks)})
     plot_curves(out, results, args.algos)
     command = " ".join(["python", "scripts/benchmark.py", *sys.argv[1:]])
     write_text_atomic(out / "benchmark.md", benchmark_markdown(results, tasks, args.algos, agg, command))

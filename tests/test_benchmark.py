@@ -230,6 +230,46 @@ def test_budget_shortens_one_task_and_says_so() -> None:
             bench.resolve_tasks(bench.parse_args(["--tasks", "CartPole-v1", "Pendulum-v1", "--budget", bad]))
 
 
+def test_target_comparison_by_hand() -> None:
+    task = bench.Task("CartPole-v1", 100, "test", 50, 475.0, "test", 20.0)
+
+    def run(algo: str, seed: int, final: float, curve: list[tuple[float, float]], wall: float, rate: float) -> dict:
+        points = [{"steps": 0, "wall_s": w, "mean": m} for w, m in curve]
+        return {
+            "algo": algo,
+            "env_id": "CartPole-v1",
+            "seed": seed,
+            "final_mean": final,
+            "curve": points,
+            "train_wall_s": wall,
+            "steps_per_s": rate,
+            "params": 50 if algo == "gpg" else 100,
+            "peak_rss_mib": 300.0 if algo == "gpg" else 400.0,
+        }
+
+    results = [
+        run("ppo", 0, 100.0, [(0.0, 10.0), (10.0, 100.0)], 10.0, 1000.0),
+        run("ppo", 1, 200.0, [(0.0, 10.0), (30.0, 200.0)], 30.0, 1000.0),
+        # PPO's final return is 150: GPG seed 0 reaches it at 2 s, seed 1 at 6 s, seed 2 never.
+        run("gpg", 0, 160.0, [(0.0, 10.0), (2.0, 150.0), (4.0, 160.0)], 4.0, 3000.0),
+        run("gpg", 1, 170.0, [(0.0, 10.0), (3.0, 149.0), (6.0, 170.0)], 6.0, 2000.0),
+        run("gpg", 2, 100.0, [(0.0, 10.0), (5.0, 100.0)], 5.0, 1000.0),
+    ]
+    (row,) = bench.target_comparison(results, [task])
+    assert row["ppo_final"] == pytest.approx(150.0) and row["ppo_wall"] == pytest.approx(20.0)
+    assert row["gpg_wall_to_ppo_final"] == pytest.approx(6.0) and row["gpg_seeds_reaching_ppo_final"] == 2
+    assert row["wall_ratio"] == pytest.approx(0.3)
+    assert row["steps_per_s_ratio"] == pytest.approx(2.0) and row["params_ratio"] == pytest.approx(0.5)
+    assert row["peak_rss_ratio"] == pytest.approx(0.75)
+    assert row["final_iqm_gpg"] == pytest.approx(bench.interquartile_mean(np.array([160.0, 170.0, 100.0])))
+    # Two of three seeds never getting there: the median is "not reached".
+    results[3]["curve"][-1]["mean"] = 140.0
+    (row,) = bench.target_comparison(results, [task])
+    assert row["gpg_wall_to_ppo_final"] is None and row["wall_ratio"] is None
+    # A task without runs of both algorithms is left out.
+    assert bench.target_comparison([r for r in results if r["algo"] == "gpg"], [task]) == []
+
+
 def test_finished_result_requires_same_settings(tmp_path: Path) -> None:
     args = bench.parse_args(["--smoke"])
     spec = bench.plan_runs(args, bench.resolve_tasks(args), tmp_path)[0]
