@@ -763,7 +763,27 @@ def run_key(spec: Mapping[str, Any]) -> dict[str, Any]:
     """
     names = ("algo", "env_id", "seed", "n_timesteps", "eval_freq", "eval_episodes", "curve_episodes", "vec_env", "device")
     # The configuration entry too: a run trained before hyperparams/gpg.yml changed is redone.
-    return {**{name: spec[name] for name in names}, "config": spec["config"]}
+    return {**{name: spec[name] for name in names}, "config": _config_identity(spec["config"])}
+
+
+def _config_identity(config: Mapping[str, Any]) -> dict[str, Any]:
+    """
+    A configuration as it identifies a run: its entry and values, not the file's absolute path.
+
+    The path differs between checkouts and virtual environments of the same code (a fresh clone
+    resumes the committed results); result files written before this rule still hold it.
+
+    Parameters
+    ----------
+    config : Mapping[str, Any]
+        ``{"file": ..., "entry": ..., "values": ...}`` of a run specification or stored key.
+
+    Returns
+    -------
+    dict[str, Any]
+        The configuration without ``file``.
+    """
+    return {name: value for name, value in config.items() if name != "file"}
 
 
 def _periodic_evaluation(eval_env: Any, eval_freq: int, n_episodes: int, budget: int, timers: Timers) -> Any:
@@ -1136,9 +1156,12 @@ def finished_result(spec: Mapping[str, Any]) -> dict[str, Any] | None:
         Its ``result.json``, or ``None`` if missing, unreadable or from other settings.
     """
     result = read_json(Path(spec["run_dir"]) / "result.json")
-    if isinstance(result, dict) and result.get("key") == run_key(spec):
-        return result
-    return None
+    if not isinstance(result, dict) or not isinstance(result.get("key"), dict):
+        return None
+    stored = result["key"]
+    if isinstance(stored.get("config"), dict):
+        stored = {**stored, "config": _config_identity(stored["config"])}
+    return result if stored == run_key(spec) else None
 
 
 def worker_environment(torch_threads: int) -> dict[str, str]:

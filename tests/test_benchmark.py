@@ -281,6 +281,13 @@ def test_finished_result_requires_same_settings(tmp_path: Path) -> None:
     # An edited configuration entry (hyperparams/gpg.yml tuned since) makes the run stale too.
     edited = {**spec["config"], "values": {**spec["config"]["values"], "learning_rate": 0.5}}
     assert bench.finished_result({**spec, "config": edited}) is None
+    # The same entry read from another checkout (a fresh clone, another venv) is the same run,
+    # also for result files that stored the path.
+    moved = {**spec["config"], "file": "/elsewhere/hyperparams/gpg.yml"}
+    assert bench.finished_result({**spec, "config": moved}) is not None
+    bench.write_json_atomic(result_file, {"key": {**bench.run_key(spec), "config": spec["config"]}, "final_mean": 1.0})
+    assert bench.finished_result({**spec, "config": moved}) is not None
+    assert bench.finished_result({**spec, "config": {**edited, "file": moved["file"]}}) is None
     result_file.write_text('{"key": ')  # a truncated file is not a result
     assert bench.finished_result(spec) is None
 
