@@ -380,11 +380,16 @@ def test_optimize_on_sqlite_then_reload_trials(tmp_path):
         check_reloaded(saved_config(tmp_path / "reload" / "gpg" / f"CartPole-v1_{exp_id}"), study.trials[number])
 
 
-@pytest.mark.postgres
-@pytest.mark.skipif(
-    not os.environ.get("SB3_GPG_PG_URL"),
-    reason='needs a PostgreSQL server in SB3_GPG_PG_URL: run `eval "$(bash .ci/postgres.sh)"` first (as .ci/run does)',
-)
+def needs_postgres(test):
+    """Mark a test that needs the PostgreSQL server of ``.ci/postgres.sh`` (skipped without one)."""
+    skip = pytest.mark.skipif(
+        not os.environ.get("SB3_GPG_PG_URL"),
+        reason='needs a PostgreSQL server in SB3_GPG_PG_URL: run `eval "$(bash .ci/postgres.sh)"` first (as .ci/run does)',
+    )
+    return pytest.mark.postgres(skip(test))
+
+
+@needs_postgres
 def test_two_workers_share_a_postgres_study(tmp_path):
     url = os.environ["SB3_GPG_PG_URL"]
     study_name = f"sb3-gpg-test-{uuid.uuid4().hex[:12]}"
@@ -436,11 +441,7 @@ def test_two_workers_share_a_postgres_study(tmp_path):
         optuna.delete_study(storage=url, study_name=study_name)
 
 
-@pytest.mark.postgres
-@pytest.mark.skipif(
-    not os.environ.get("SB3_GPG_PG_URL"),
-    reason='needs a PostgreSQL server in SB3_GPG_PG_URL: run `eval "$(bash .ci/postgres.sh)"` first (as .ci/run does)',
-)
+@needs_postgres
 def test_worker_killed_mid_trial_leaves_study_usable(tmp_path):
     url = os.environ["SB3_GPG_PG_URL"]
     study_name = f"sb3-gpg-kill-{uuid.uuid4().hex[:12]}"
