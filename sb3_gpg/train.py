@@ -30,7 +30,7 @@ def main(args: Sequence[str] | None = None, prog: str = "python -m sb3_gpg.train
 
     zoo.register()
     arguments = zoo.train_args(sys.argv[1:] if args is None else args)
-    with zoo.command_line(prog, arguments), zoo.study_heartbeats():
+    with zoo.command_line(prog, arguments), zoo.study_heartbeats(), zoo.tunable_n_envs():
         train()
 
 

@@ -16,6 +16,7 @@ import subprocess
 import sys
 import time
 import uuid
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -98,10 +99,15 @@ def saved_config(run_dir: Path, env_id: str = "CartPole-v1") -> dict[str, Any]:
 def check_reloaded(config: dict[str, Any], trial: "optuna.trial.FrozenTrial") -> None:
     """The run's hyperparameters are the trial's (through GPG's converter)."""
     expected = zoo.convert_gpg_params(trial.params)
-    for key in ("group_size", "n_groups", "n_envs", "binning", "bin_width", "batch_size", "n_epochs", "clip_range"):
+    assert ("bin_width" in trial.params) == (trial.params["binning"] == "timestep")
+    for key in ("group_size", "n_groups", "n_envs", "binning", "batch_size", "n_epochs", "clip_range", "target_kl"):
         assert config[key] == expected[key], key
-    for key in ("learning_rate", "gamma", "ent_coef"):
+    if "bin_width" in expected:
+        assert config["bin_width"] == expected["bin_width"]
+    for key in ("gamma", "ent_coef", "max_grad_norm"):
         assert math.isclose(config[key], expected[key]), key
+    # A linear schedule is saved as rl-zoo3 writes it in a configuration file ("lin_<initial value>").
+    assert config["learning_rate"] == expected["learning_rate"]
     assert config["policy_kwargs"] == expected["policy_kwargs"]
 
 
@@ -176,9 +182,9 @@ def test_gpg_yml_entries():
         if entry.get("n_groups") is not None:
             assert entry["n_groups"] * group_size >= entry.get("n_envs", 1), env_id
         if env_id in ENVS:
+            # Same env-step budget and normalisation as rl-zoo3's PPO; n_envs is a GPG hyperparameter (tuned).
             ppo_id = env_id.replace("-v5", "-v4") if env_id not in ppo else env_id
             assert entry["n_timesteps"] == ppo[ppo_id]["n_timesteps"], env_id
-            assert entry.get("n_envs", 1) == ppo[ppo_id].get("n_envs", 1), env_id
             assert bool(entry.get("normalize", False)) == bool(ppo[ppo_id].get("normalize", False)), env_id
 
 
@@ -215,24 +221,129 @@ def test_gpg_yml_entry_builds_a_model(env_id):
 # ----------------------------------------------------------------------------- Optuna sampler
 
 
-@pytest.mark.parametrize("n_envs", [1, 3, 8, 16, 32])
-def test_sampler_proposes_only_valid_combinations(n_envs):
-    study = optuna.create_study(sampler=optuna.samplers.RandomSampler(seed=n_envs), direction="maximize")
-    for _ in range(100):
+def _materialise(hyperparams: dict[str, Any]) -> dict[str, Any]:
+    """A converter's result as rl-zoo3 hands it to the model: "lin_x" learning rates become schedules."""
+    result = dict(hyperparams)
+    if isinstance(result.get("learning_rate"), str):
+        result["learning_rate"] = linear_schedule(result["learning_rate"].split("_", 1)[1])
+    return result
+
+
+def _same_hyperparams(first: dict[str, Any], second: dict[str, Any]) -> bool:
+    def comparable(hyperparams: dict[str, Any]) -> dict[str, Any]:
+        rate = hyperparams["learning_rate"]
+        return {**hyperparams, "learning_rate": (type(rate).__name__, rate(1.0) if callable(rate) else rate)}
+
+    return comparable(first) == comparable(second)
+
+
+@pytest.mark.parametrize("n_actions", [0, 3])
+@pytest.mark.parametrize("tune_n_envs", [True, False])
+def test_sampler_proposes_only_valid_combinations(n_actions, tune_n_envs):
+    study = optuna.create_study(sampler=optuna.samplers.RandomSampler(seed=n_actions + tune_n_envs), direction="maximize")
+    seen = set()
+    for _ in range(200):
         trial = study.ask()
-        params = zoo.sample_gpg_params(trial, 0, n_envs, {})
+        # As rl-zoo3's objective does under zoo.tunable_n_envs(), or with the configuration's n_envs (here 3).
+        n_envs = zoo.suggest_n_envs(trial) if tune_n_envs else 3
+        params = zoo.sample_gpg_params(trial, n_actions, n_envs, {})
         assert params["group_size"] >= 2
         assert params["n_groups"] * params["group_size"] >= n_envs
         assert set(params) <= GPG_ARGS, set(params) - GPG_ARGS
+        assert 0.9 <= params["gamma"] < 1.0
+        policy_kwargs = params["policy_kwargs"]
+        assert len(policy_kwargs["net_arch"]) in (1, 2, 3) and set(policy_kwargs["net_arch"]) <= set(zoo.NET_WIDTHS)
+        # bin_width only where it means something, log_std_init only for Box action spaces.
+        assert ("bin_width" in trial.params) == (params["binning"] == "timestep") == ("bin_width" in params)
+        assert ("log_std_init" in policy_kwargs) == (n_actions > 0) == ("log_std_init" in trial.params)
         # The converter rebuilds the same hyperparameters from the stored trial (plus n_envs for rl-zoo3).
         reloaded = zoo.convert_gpg_params(trial.params)
-        assert reloaded.pop("n_envs") == n_envs
-        assert reloaded == params
+        assert reloaded.pop("n_envs") == n_envs == trial.params["n_envs"]
+        assert _same_hyperparams(_materialise(reloaded), params)
+        seen.add((n_envs, params["target_kl"], callable(params["learning_rate"])))
         study.tell(trial, 0.0)
-    # The proposals are accepted by GPG.
-    env = make_vec_env("CartPole-v1", n_envs=n_envs)
-    GPG("MlpPolicy", env, **params)
-    env.close()
+    assert {n_envs for n_envs, _, _ in seen} == (set(zoo.N_ENVS) if tune_n_envs else {3})
+    assert {kl for _, kl, _ in seen} == set(zoo.TARGET_KLS)
+    assert {linear for _, _, linear in seen} == {True, False}
+
+
+def test_sampler_proposals_build_a_model():
+    study = optuna.create_study(sampler=optuna.samplers.RandomSampler(seed=0))
+    for env_id, n_actions in (("CartPole-v1", 0), ("Pendulum-v1", 1)):
+        for _ in range(3):
+            trial = study.ask()
+            n_envs = zoo.suggest_n_envs(trial)
+            params = zoo.sample_gpg_params(trial, n_actions, n_envs, {})
+            env = make_vec_env(env_id, n_envs=n_envs)
+            model = GPG("MlpPolicy", env, **params)
+            assert model.episodes_per_rollout >= n_envs
+            env.close()
+            study.tell(trial, 0.0)
+
+
+#: The best HalfCheetah-v5 settings found by hand (issue 9): the search space must hold them.
+HAND_TUNED_HALFCHEETAH = {
+    "n_envs": 8,
+    "group_size": 4,
+    "episodes_per_env": 1,
+    "binning": "timestep",
+    "bin_width": 1,
+    "learning_rate": 3e-4,
+    "lr_schedule": "linear",
+    "n_epochs": 10,
+    "batch_size_pow": 8,
+    "clip_range": 0.2,
+    "target_kl": None,
+    "ent_coef": 1e-8,
+    "one_minus_gamma": 0.05,
+    "max_grad_norm": 0.5,
+    "net_width": 256,
+    "net_depth": 2,
+    "activation_fn": "relu",
+    "ortho_init": False,
+    "log_std_init": -2.0,
+}
+
+
+def test_search_space_holds_the_hand_tuned_halfcheetah_settings(recwarn):
+    trial = optuna.trial.FixedTrial(HAND_TUNED_HALFCHEETAH)
+    params = zoo.sample_gpg_params(trial, 6, zoo.suggest_n_envs(trial), {})
+    # FixedTrial warns about a value outside its parameter's choices or range.
+    assert not [warning for warning in recwarn if "FixedTrial" in str(warning.message)], [str(w.message) for w in recwarn]
+    assert trial.params == HAND_TUNED_HALFCHEETAH
+    assert params["n_groups"] == 2 and params["group_size"] == 4 and params["batch_size"] == 256
+    assert math.isclose(params["gamma"], 0.95)
+    assert callable(params["learning_rate"]) and params["learning_rate"](0.5) == pytest.approx(1.5e-4)
+    policy_kwargs = {"net_arch": [256, 256], "activation_fn": nn.ReLU, "ortho_init": False, "log_std_init": -2.0}
+    assert params["policy_kwargs"] == policy_kwargs
+    converted = zoo.convert_gpg_params(HAND_TUNED_HALFCHEETAH)
+    assert converted["n_envs"] == 8 and converted["learning_rate"] == "lin_0.0003"
+
+
+def test_converter_reads_the_first_search_space():
+    # Studies made before width/depth, schedules and n_envs choices (acrobot-gpg, pendulum-gpg) still reload.
+    old = {"n_envs": 8, "group_size": 8, "episodes_per_env": 2, "binning": "timestep", "bin_width": 2, "learning_rate": 1e-3}
+    old |= {"n_epochs": 5, "batch_size_pow": 6, "clip_range": 0.2, "ent_coef": 1e-3, "one_minus_gamma": 0.01}
+    old |= {"net_arch": "tiny", "activation_fn": "tanh"}
+    converted = zoo.convert_gpg_params(old)
+    assert converted["learning_rate"] == 1e-3 and converted["n_groups"] == 2 and converted["batch_size"] == 64
+    assert converted["policy_kwargs"] == {"net_arch": [64], "activation_fn": nn.Tanh}
+
+
+def test_sampler_refuses_envs_other_than_the_trials_choice():
+    trial = optuna.create_study().ask()
+    chosen = zoo.suggest_n_envs(trial)
+    with pytest.raises(RuntimeError, match="tunable_n_envs"):
+        zoo.sample_gpg_params(trial, 0, chosen + 1, {})
+
+
+def test_heartbeat_storage_is_quiet(tmp_path):
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        storage = zoo.heartbeat_storage(f"sqlite:///{tmp_path / 'study.db'}")
+    assert storage.get_heartbeat_interval() == zoo.HEARTBEAT_INTERVAL
+    journal = str(tmp_path / "study.log")
+    assert zoo.heartbeat_storage(journal) == journal  # rl-zoo3 opens .log files as Optuna journals
 
 
 def test_pruning_through_rl_zoo3_trial_eval_callback():
@@ -378,6 +489,52 @@ def test_optimize_on_sqlite_then_reload_trials(tmp_path):
         )
         assert "Loading from Optuna study..." in output
         check_reloaded(saved_config(tmp_path / "reload" / "gpg" / f"CartPole-v1_{exp_id}"), study.trials[number])
+
+
+@pytest.mark.slow
+def test_optimize_chooses_n_envs_in_a_journal_study_that_resumes(tmp_path):
+    storage = "tuning/study.log"  # an Optuna journal file, as rl-zoo3 opens ".log" storages
+    study_line = ("--algo", "gpg", "--env", "CartPole-v1", "--storage", storage, "--study-name", "journal-study")
+    # Random trials first, then TPE resumes the study (seeded: the same choices on every run).
+    for seed, n_trials, sampler in ((101, 2, "random"), (102, 1, "tpe")):
+        run(
+            "sb3_gpg.train",
+            *study_line,
+            *("--n-trials", str(n_trials), "--seed", str(seed), "--sampler", sampler, "--pruner", "median"),
+            *("-f", "logs", "--optimization-log-path", "trials", *OPTIMIZE_FLAGS),
+            cwd=tmp_path,
+        )
+    backend = optuna.storages.journal.JournalFileBackend(str(tmp_path / storage))
+    study = optuna.load_study(storage=optuna.storages.JournalStorage(backend), study_name="journal-study")
+    assert [trial.number for trial in study.trials] == [0, 1, 2]
+    assert {trial.state for trial in study.trials} <= {optuna.trial.TrialState.COMPLETE, optuna.trial.TrialState.PRUNED}
+    for trial in study.trials:
+        n_envs = trial.params["n_envs"]
+        assert n_envs in zoo.N_ENVS and trial.user_attrs["episodes_per_rollout"] >= n_envs
+        # The trial trained on as many envs as it chose (rl-zoo3 saves each trial's best model).
+        assert GPG.load(tmp_path / "trials" / f"trial_{trial.number}" / "best_model.zip").n_envs == n_envs
+    # CartPole-v1's configuration has 8 envs; the trials chose their own.
+    assert {trial.params["n_envs"] for trial in study.trials} != {8}
+
+    output = run(
+        "sb3_gpg.train",
+        *study_line,
+        *("--trial-id", "0", "-n", "300", "--eval-freq", "-1", "--seed", "0", "-f", "reload"),
+        cwd=tmp_path,
+    )
+    assert f"Using {study.trials[0].params['n_envs']} environments" in output
+    check_reloaded(saved_config(tmp_path / "reload" / "gpg" / "CartPole-v1_1"), study.trials[0])
+
+    # -params n_envs:N keeps n_envs fixed while tuning (a study of its own: the parameter has one choice).
+    run(
+        "sb3_gpg.train",
+        *("--algo", "gpg", "--env", "CartPole-v1", "--storage", storage, "--study-name", "fixed-envs"),
+        *("--n-trials", "1", "--seed", "100", "-params", "n_envs:2", "-f", "logs", *OPTIMIZE_FLAGS),
+        cwd=tmp_path,
+    )
+    fixed = optuna.load_study(storage=optuna.storages.JournalStorage(backend), study_name="fixed-envs")
+    assert fixed.trials[0].params["n_envs"] == 2
+    assert fixed.trials[0].distributions["n_envs"].choices == (2,)
 
 
 def needs_postgres(test):
