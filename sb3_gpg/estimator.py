@@ -12,6 +12,20 @@ the episode, its reward and its observation. From these the functions below comp
    within its group;
 5. the advantage ``A_t = R_t - baseline_t`` for every step, later visits included.
 
+Variants of step 4-5, each an option of :func:`group_advantages` (measured against the
+default in ``scripts/estimator_study.py``):
+
+* ``leave_one_out``: the baseline of a step leaves out its own episode's return (RLOO),
+  which removes the ``1/n`` shrinkage of the plain group mean (an unbiased baseline);
+* ``min_bin_count``: a thin (group, bin), holding fewer returns than this, takes the
+  baseline of the same bin pooled over every group of the rollout;
+* ``per_bin_std``: divide each advantage by the standard deviation of its bin's returns
+  (GRPO's normalisation);
+
+and a state-dependent baseline that replaces the bins, :func:`knn_baselines`: the mean
+return of the nearest steps of *other* episodes in observation-and-time space, cross-fitted
+over folds of episodes so that a step's baseline never uses its own episode.
+
 Nothing here knows about torch, gymnasium or SB3, so every function can be checked
 against hand-computed examples.
 """
@@ -25,6 +39,9 @@ import numpy as np
 BinningFn = Callable[[np.ndarray, np.ndarray], np.ndarray]
 
 BINNINGS = ("none", "timestep", "state", "grid")
+
+#: Baselines of :func:`advantages`: the binned group mean (the paper's) or the k-nearest-neighbour one.
+BASELINES = ("group", "knn")
 
 
 def episode_lengths(episode_ids: np.ndarray) -> np.ndarray:
@@ -199,7 +216,7 @@ class GroupAdvantages(NamedTuple):
 
     #: Advantage of every step.
     advantages: np.ndarray
-    #: Baseline of every step: mean first-visit return of its (group, bin).
+    #: Baseline of every step: mean first-visit return of its (group, bin), or of the pooled bin.
     baselines: np.ndarray
     #: Number of first-visit returns in the (group, bin) of every step.
     bin_counts: np.ndarray
@@ -207,11 +224,42 @@ class GroupAdvantages(NamedTuple):
     singleton_bin_fraction: float
 
 
+class _BinStats(NamedTuple):
+    """First-visit statistics of the bin of every step (see :func:`_bin_stats`)."""
+
+    sums: np.ndarray
+    squares: np.ndarray
+    counts: np.ndarray
+    singleton_fraction: float
+
+
+def _bin_stats(keys: np.ndarray, first: np.ndarray, returns: np.ndarray) -> _BinStats:
+    """
+    Per-bin sums of the first-visit returns, of their squares, and their counts, gathered back to every step.
+
+    :param keys: Rows of integer keys (one row per step) identifying the bins.
+    :param first: First-visit mask.
+    :param returns: Return of each step.
+    :return: Sum, sum of squares and count of each step's bin (shape ``(n_steps,)`` each), and the
+        fraction of the bins holding a single return.
+    """
+    _, index = np.unique(keys, axis=0, return_inverse=True)
+    index = index.reshape(-1)
+    n_keys = int(index.max()) + 1
+    sums = np.bincount(index[first], weights=returns[first], minlength=n_keys)
+    squares = np.bincount(index[first], weights=returns[first] ** 2, minlength=n_keys)
+    counts = np.bincount(index[first], minlength=n_keys)
+    return _BinStats(sums[index], squares[index], counts[index], float(np.mean(counts == 1)))
+
+
 def group_advantages(
     returns: np.ndarray,
     group_ids: np.ndarray,
     episode_ids: np.ndarray,
     bin_ids: np.ndarray,
+    leave_one_out: bool = False,
+    min_bin_count: int | None = None,
+    per_bin_std: bool = False,
 ) -> GroupAdvantages:
     """
     GPG advantages: each step's return minus the mean first-visit return of its bin within its group.
@@ -220,23 +268,120 @@ def group_advantages(
     :param group_ids: Group id of each step (bins are scoped to a group).
     :param episode_ids: Episode id of each step; episodes are contiguous.
     :param bin_ids: Bin id of each step.
-    :return: Advantages, baselines, bin counts and the singleton-bin fraction.
+    :param leave_one_out: Leave the step's own episode out of its baseline (RLOO): the baseline is the
+        mean of the *other* episodes' first-visit returns in the bin; a step whose bin holds no other
+        episode's return gets zero advantage.
+    :param min_bin_count: If set (>= 2), a (group, bin) holding fewer first-visit returns than this
+        takes its baseline (and, with ``per_bin_std``, its scale) from the same bin pooled over every
+        group of the rollout. ``None`` keeps every baseline within its group.
+    :param per_bin_std: Divide each advantage by the standard deviation of the first-visit returns of
+        its bin (GRPO), plus ``1e-8``.
+    :return: Advantages, baselines, bin counts and the singleton-bin fraction (of the group bins).
     """
     returns = np.asarray(returns, dtype=np.float64)
     n_steps = returns.size
     if n_steps == 0:
         empty = np.zeros(0, dtype=np.float64)
         return GroupAdvantages(empty, empty, np.zeros(0, dtype=np.int64), 0.0)
+    if min_bin_count is not None and min_bin_count < 2:
+        raise ValueError(f"min_bin_count must be None or an integer >= 2, got {min_bin_count}")
+    episode_ids = np.asarray(episode_ids, dtype=np.int64)
+    bin_ids = np.asarray(bin_ids, dtype=np.int64)
     first = first_visit_mask(episode_ids, bin_ids)
-    keys = np.stack((np.asarray(group_ids, dtype=np.int64), np.asarray(bin_ids, dtype=np.int64)), axis=1)
-    _, key_index = np.unique(keys, axis=0, return_inverse=True)
-    key_index = key_index.reshape(-1)
-    n_keys = int(key_index.max()) + 1
-    sums = np.bincount(key_index[first], weights=returns[first], minlength=n_keys)
-    counts = np.bincount(key_index[first], minlength=n_keys)
-    baselines = sums[key_index] / counts[key_index]
+    group_stats = _bin_stats(np.stack((np.asarray(group_ids, dtype=np.int64), bin_ids), axis=1), first, returns)
+    sums, squares, counts = group_stats.sums, group_stats.squares, group_stats.counts
+    if min_bin_count is not None:
+        pooled = _bin_stats(bin_ids[:, None], first, returns)
+        thin = counts < min_bin_count
+        sums = np.where(thin, pooled.sums, sums)
+        squares = np.where(thin, pooled.squares, squares)
+        counts = np.where(thin, pooled.counts, counts)
+    if leave_one_out:
+        # The episode's own first-visit return in the step's bin (a later visit shares it).
+        _, own_index = np.unique(np.stack((episode_ids, bin_ids), axis=1), axis=0, return_inverse=True)
+        own_index = own_index.reshape(-1)
+        own_return = np.zeros(int(own_index.max()) + 1)
+        own_return[own_index[first]] = returns[first]
+        others = counts - 1
+        # With no other return in the bin the baseline is the step's own return: zero advantage.
+        baselines = np.divide(sums - own_return[own_index], others, out=returns.copy(), where=others > 0)
+    else:
+        baselines = sums / counts
     advantages = returns - baselines
     # Exact zero where the step is the only return of its bin (no floating-point residue).
-    step_counts = counts[key_index]
-    advantages[(step_counts == 1) & first] = 0.0
-    return GroupAdvantages(advantages, baselines, step_counts, float(np.mean(counts == 1)))
+    advantages[(counts == 1) & first] = 0.0
+    if per_bin_std:
+        std = np.sqrt(np.maximum(squares / counts - (sums / counts) ** 2, 0.0))
+        # A bin whose returns are all equal has no scale: its (revisit) advantages are set to zero.
+        advantages = np.divide(advantages, std + 1e-8, out=np.zeros_like(advantages), where=std > 0)
+    return GroupAdvantages(advantages, baselines, group_stats.counts, group_stats.singleton_fraction)
+
+
+def knn_features(
+    observations: np.ndarray | dict[str, np.ndarray], timesteps: np.ndarray, time_weight: float = 1.0
+) -> np.ndarray:
+    """
+    Features of the k-nearest-neighbour baseline: the flattened observation and the time step, standardised.
+
+    Each column is divided by its standard deviation over the rollout (constant columns are left
+    as they are), so that no unit dominates the distance; the time column is then multiplied by
+    ``time_weight`` (0 drops it).
+
+    :param observations: Observations of the steps, shape ``(n_steps, ...)`` (a dict of such arrays for
+        Dict spaces, concatenated in key order).
+    :param timesteps: Time step of each step within its episode.
+    :param time_weight: Weight of the standardised time step in the distance.
+    :return: Features, shape ``(n_steps, n_features)``, float64.
+    """
+    parts = [observations[key] for key in sorted(observations)] if isinstance(observations, dict) else [observations]
+    n_steps = len(timesteps)
+    columns = [np.asarray(part, dtype=np.float64).reshape(n_steps, -1) for part in parts]
+    features = np.concatenate([*columns, np.asarray(timesteps, dtype=np.float64).reshape(n_steps, 1)], axis=1)
+    scale = features.std(axis=0)
+    features = features / np.where(scale > 0, scale, 1.0)
+    features[:, -1] *= time_weight
+    return features
+
+
+def knn_baselines(
+    features: np.ndarray, returns: np.ndarray, episode_ids: np.ndarray, n_neighbors: int = 16, n_folds: int = 2
+) -> np.ndarray:
+    """
+    State-dependent, critic-free baseline: the mean return of the nearest steps of other episodes.
+
+    Episodes are dealt into ``n_folds`` folds in order of appearance (episode ``i`` goes to fold
+    ``i % n_folds``). The steps of each fold are looked up in a KD-tree (``scipy.spatial.cKDTree``)
+    of the steps of the other folds, and their baseline is the mean return of their
+    ``n_neighbors`` nearest neighbours there. A step's baseline therefore never depends on its own
+    episode (cross-fitting), which keeps the policy gradient unbiased.
+
+    :param features: Features of each step (see :func:`knn_features`), shape ``(n_steps, n_features)``.
+    :param returns: Monte Carlo return of each step.
+    :param episode_ids: Episode id of each step; episodes are contiguous.
+    :param n_neighbors: Neighbours averaged per step (fewer if the other folds hold fewer steps).
+    :param n_folds: Number of folds (>= 2, at most the number of episodes).
+    :return: Baselines, shape ``(n_steps,)``, float64.
+    """
+    # scipy is imported here so that the default estimator needs nothing beyond NumPy.
+    from scipy.spatial import cKDTree
+
+    returns = np.asarray(returns, dtype=np.float64)
+    episode_ids = np.asarray(episode_ids)
+    lengths = episode_lengths(episode_ids)
+    if n_neighbors < 1:
+        raise ValueError(f"n_neighbors must be >= 1, got {n_neighbors}")
+    if not 2 <= n_folds <= max(2, lengths.size):
+        raise ValueError(f"n_folds must be between 2 and the number of episodes ({lengths.size}), got {n_folds}")
+    if lengths.size < 2:
+        raise ValueError("knn_baselines needs at least two episodes (a step's baseline comes from other episodes)")
+    folds = np.repeat(np.arange(lengths.size) % n_folds, lengths)
+    baselines = np.zeros(returns.size, dtype=np.float64)
+    for fold in range(n_folds):
+        query = folds == fold
+        reference = ~query
+        if not query.any():
+            continue
+        k = min(n_neighbors, int(reference.sum()))
+        _, index = cKDTree(features[reference]).query(features[query], k=k)
+        baselines[query] = returns[reference][index.reshape(int(query.sum()), k)].mean(axis=1)
+    return baselines

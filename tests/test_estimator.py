@@ -135,3 +135,92 @@ def test_full_pipeline_discounted():
     out = estimator.group_advantages(returns, np.zeros(5), episode_ids, estimator.timestep_bins(t))
     # t=0: {0.9, 1.81} mean 1.355; t=1: {1.0, 0.9} mean 0.95; t=2: {1.0} alone.
     np.testing.assert_allclose(out.advantages, [0.9 - 1.355, 0.05, 1.81 - 1.355, -0.05, 0.0])
+
+
+def test_group_advantages_leave_one_out_hand_computed():
+    # One group, three episodes, one bin each step (timestep bins), gamma irrelevant (returns given).
+    # t=0 holds {3, 6, 9}; t=1 holds {1, 5} (episode 2 ended); t=2 holds {4} alone.
+    returns = np.array([3.0, 1.0, 4.0, 6.0, 5.0, 9.0])
+    episode_ids = np.array([0, 0, 0, 1, 1, 2])
+    bins = np.array([0, 1, 2, 0, 1, 0])
+    out = estimator.group_advantages(returns, np.zeros(6), episode_ids, bins, leave_one_out=True)
+    # Baselines: the mean of the *other* episodes: t=0 ep0 (6+9)/2, ep1 (3+9)/2, ep2 (3+6)/2; t=1 ep0 5, ep1 1.
+    np.testing.assert_allclose(out.baselines[[0, 1, 3, 4, 5]], [7.5, 5.0, 6.0, 1.0, 4.5])
+    np.testing.assert_allclose(out.advantages, [3 - 7.5, 1 - 5.0, 0.0, 6 - 6.0, 5 - 1.0, 9 - 4.5])
+    # RLOO = plain-mean advantage * n / (n - 1).
+    plain = estimator.group_advantages(returns, np.zeros(6), episode_ids, bins)
+    np.testing.assert_allclose(out.advantages[[0, 3, 5]], plain.advantages[[0, 3, 5]] * 3 / 2)
+
+
+def test_group_advantages_leave_one_out_revisit_uses_others_only():
+    # Episode 0 visits bin 0 twice (returns 10 then 2); episode 1 visits it once (return 4).
+    returns = np.array([10.0, 2.0, 4.0])
+    out = estimator.group_advantages(returns, np.zeros(3), np.array([0, 0, 1]), np.array([0, 0, 0]), leave_one_out=True)
+    np.testing.assert_allclose(out.baselines, [4.0, 4.0, 10.0])
+    np.testing.assert_allclose(out.advantages, [6.0, -2.0, -6.0])
+
+
+def test_group_advantages_thin_bin_fallback_pools_groups():
+    # Two groups of two episodes. t=0: group 0 {2, 4}, group 1 {10, 20}. t=1: only episode 0 (group 0,
+    # return 1) and episode 2 (group 1, return 7) reach it: both group bins are thin (1 return).
+    returns = np.array([2.0, 1.0, 4.0, 10.0, 7.0, 20.0])
+    episode_ids = np.array([0, 0, 1, 2, 2, 3])
+    group_ids = np.array([0, 0, 0, 1, 1, 1])
+    bins = np.array([0, 1, 0, 0, 1, 0])
+    plain = estimator.group_advantages(returns, group_ids, episode_ids, bins)
+    np.testing.assert_allclose(plain.advantages[[1, 4]], [0.0, 0.0])
+    out = estimator.group_advantages(returns, group_ids, episode_ids, bins, min_bin_count=2)
+    # t=1 pooled over groups: {1, 7}, mean 4; t=0 keeps its group means 3 and 15.
+    np.testing.assert_allclose(out.baselines, [3.0, 4.0, 3.0, 15.0, 4.0, 15.0])
+    np.testing.assert_allclose(out.advantages, [-1.0, -3.0, 1.0, -5.0, 3.0, 5.0])
+    np.testing.assert_array_equal(out.bin_counts, plain.bin_counts)  # counts stay those of the group bins
+    with pytest.raises(ValueError, match="min_bin_count"):
+        estimator.group_advantages(returns, group_ids, episode_ids, bins, min_bin_count=1)
+
+
+def test_group_advantages_per_bin_std():
+    # t=0 holds {1, 3} (std 1); t=1 holds {10, 10, 40} (mean 20, std sqrt(200)); t=2: a single return.
+    returns = np.array([1.0, 10.0, 7.0, 3.0, 10.0, 0.0, 40.0])
+    episode_ids = np.array([0, 0, 0, 1, 1, 2, 2])
+    bins = np.array([0, 1, 2, 0, 1, 0, 1])
+    # Episode 2 is in bin 0 too: t=0 holds {1, 3, 0}; recompute by hand below.
+    out = estimator.group_advantages(returns, np.zeros(7), episode_ids, bins, per_bin_std=True)
+    std0, std1 = np.std([1.0, 3.0, 0.0]), np.std([10.0, 10.0, 40.0])
+    mean0 = 4.0 / 3.0
+    expected = [(1 - mean0) / std0, -10 / std1, 0.0, (3 - mean0) / std0, -10 / std1, (0 - mean0) / std0, 20 / std1]
+    np.testing.assert_allclose(out.advantages, expected, rtol=1e-6)
+
+
+def test_group_advantages_per_bin_std_equal_returns_give_zero():
+    # Both episodes return 5 at t=0, and episode 0 revisits the bin with return 1: no scale, zero advantage.
+    returns = np.array([5.0, 1.0, 5.0])
+    out = estimator.group_advantages(returns, np.zeros(3), np.array([0, 0, 1]), np.zeros(3), per_bin_std=True)
+    np.testing.assert_array_equal(out.advantages, [0.0, 0.0, 0.0])
+
+
+def test_knn_features_standardised_with_time_weight():
+    obs = np.array([[0.0, 10.0], [2.0, 10.0], [4.0, 10.0]])
+    features = estimator.knn_features(obs, np.array([0, 1, 2]), time_weight=0.5)
+    # Column 0 has std sqrt(8/3); column 1 is constant (left as is); time has std sqrt(2/3), then * 0.5.
+    np.testing.assert_allclose(features[:, 0], obs[:, 0] / np.sqrt(8 / 3))
+    np.testing.assert_allclose(features[:, 1], [10.0, 10.0, 10.0])
+    np.testing.assert_allclose(features[:, 2], 0.5 * np.array([0, 1, 2]) / np.sqrt(2 / 3))
+    dict_features = estimator.knn_features({"b": obs[:, 1:], "a": obs[:, :1]}, np.array([0, 1, 2]))
+    np.testing.assert_allclose(dict_features[:, 0], features[:, 0])  # keys in sorted order
+
+
+def test_knn_baselines_hand_computed_cross_fitting():
+    # Four one-dimensional episodes of two steps; folds by episode order: {0, 2} and {1, 3}.
+    features = np.array([[0.0], [1.0], [0.1], [1.1], [0.2], [1.2], [5.0], [6.0]])
+    returns = np.array([10.0, 20.0, 30.0, 40.0, 50.0, 60.0, 70.0, 80.0])
+    episode_ids = np.repeat([0, 1, 2, 3], 2)
+    baselines = estimator.knn_baselines(features, returns, episode_ids, n_neighbors=1, n_folds=2)
+    # Fold 0 (episodes 0, 2) looks in episodes 1, 3: 0.0 -> 0.1 (30), 1.0 -> 1.1 (40), 0.2 -> 0.1 (30), 1.2 -> 1.1 (40).
+    # Fold 1 (episodes 1, 3) looks in episodes 0, 2: 0.1 and 1.1 are ties; 5 -> 1.2 (60), 6 -> 1.2 (60).
+    np.testing.assert_allclose(baselines[[0, 1, 4, 5, 6, 7]], [30.0, 40.0, 30.0, 40.0, 60.0, 60.0])
+    two = estimator.knn_baselines(features, returns, episode_ids, n_neighbors=2, n_folds=2)
+    np.testing.assert_allclose(two[[0, 6]], [(30 + 40) / 2, (60 + 20) / 2])
+    with pytest.raises(ValueError, match="n_folds"):
+        estimator.knn_baselines(features, returns, episode_ids, n_folds=5)
+    with pytest.raises(ValueError, match="two episodes"):
+        estimator.knn_baselines(features[:2], returns[:2], episode_ids[:2], n_folds=2)

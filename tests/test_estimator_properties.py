@@ -84,3 +84,35 @@ def test_single_bin_is_group_mean_baseline(rollout):
     for g in np.unique(group_ids):
         starts = (group_ids == g) & (estimator.timesteps_in_episode(episode_ids) == 0)
         np.testing.assert_allclose(out.baselines[group_ids == g], returns[starts].mean())
+
+
+@settings(max_examples=60, deadline=None)
+@given(groups(), st.integers(0, 3), st.floats(-50, 50, allow_nan=False))
+def test_leave_one_out_baseline_ignores_own_episode(rollout, bins_seed, shift):
+    rewards, episode_ids, group_ids = rollout
+    bins = np.random.default_rng(bins_seed).integers(0, 3, size=rewards.size)
+    returns = estimator.discounted_returns(rewards, episode_ids, 0.9)
+    base = estimator.group_advantages(returns, group_ids, episode_ids, bins, leave_one_out=True)
+    # Changing episode 0's returns moves no baseline of episode 0's steps whose bin holds other episodes
+    # (a step alone in its bin gets zero advantage, whatever its return).
+    own = episode_ids == episode_ids[0]
+    changed = estimator.group_advantages(returns + shift * own, group_ids, episode_ids, bins, leave_one_out=True)
+    shared = own & (base.bin_counts > 1)
+    np.testing.assert_allclose(changed.baselines[shared], base.baselines[shared], atol=1e-9)
+    np.testing.assert_array_equal(changed.advantages[own & (base.bin_counts == 1)], 0.0)
+
+
+@settings(max_examples=40, deadline=None)
+@given(groups(), st.integers(1, 5), st.integers(2, 4), st.floats(-50, 50, allow_nan=False))
+def test_knn_baseline_ignores_own_episode(rollout, k, n_folds, shift):
+    rewards, episode_ids, _ = rollout
+    n_episodes = np.unique(episode_ids).size
+    n_folds = min(n_folds, n_episodes)
+    if n_episodes < 2:
+        return
+    features = np.random.default_rng(0).normal(size=(rewards.size, 3))
+    returns = estimator.discounted_returns(rewards, episode_ids, 0.9)
+    base = estimator.knn_baselines(features, returns, episode_ids, n_neighbors=k, n_folds=n_folds)
+    own = episode_ids == episode_ids[0]
+    changed = estimator.knn_baselines(features, returns + shift * own, episode_ids, n_neighbors=k, n_folds=n_folds)
+    np.testing.assert_allclose(changed[own], base[own], atol=1e-9)
