@@ -28,7 +28,8 @@ class GroupRolloutBuffer:
 
     During a rollout the algorithm adds one vectorised step at a time, with the episode each
     environment is playing (or -1 when it sits idle, in which case nothing is stored).
-    :meth:`compute_returns_and_advantage` then orders the steps by episode and fills, one row
+    :meth:`compute_returns_and_advantage`, given the group of each episode (from
+    :class:`~sb3_gpg.rollout.GroupRollout`), then orders the steps by episode and fills, one row
     per stored step, ``observations``, ``actions``, ``log_probs``, ``rewards``, ``episode_ids``,
     ``group_ids``, ``timesteps``, ``bin_ids``, ``returns``, ``baselines`` and ``advantages``
     (flat arrays of length :meth:`size`, unlike SB3's ``(n_steps, n_envs)`` layout, since
@@ -83,7 +84,6 @@ class GroupRolloutBuffer:
         self._log_prob_chunks: list[np.ndarray] = []
         self._reward_chunks: list[np.ndarray] = []
         self._episode_chunks: list[np.ndarray] = []
-        self._episode_group: dict[int, int] = {}
         self.full = False
         self._tensors: dict[str, th.Tensor | TensorDict] | None = None
         self._size = 0
@@ -93,15 +93,6 @@ class GroupRolloutBuffer:
         :return: Number of stored steps.
         """
         return self._size
-
-    def start_episode(self, episode_id: int, group_id: int) -> None:
-        """
-        Declare an episode of the rollout and its group.
-
-        :param episode_id: Episode id, unique within the rollout
-        :param group_id: Group of the episode
-        """
-        self._episode_group[int(episode_id)] = int(group_id)
 
     def add(
         self,
@@ -135,11 +126,13 @@ class GroupRolloutBuffer:
         self._episode_chunks.append(np.asarray(episode_ids, dtype=np.int64)[active])
         self._size += int(active.sum())
 
-    def compute_returns_and_advantage(self) -> None:
+    def compute_returns_and_advantage(self, episode_groups: np.ndarray) -> None:
         """
         Order the stored steps by episode and compute returns, bins, baselines and advantages.
 
         The episodes must be complete: returns are Monte Carlo, cut at each episode's end.
+
+        :param episode_groups: Group of each episode, indexed by episode id.
         """
         if self._size == 0:
             raise RuntimeError("The rollout buffer is empty: no episode step was stored")
@@ -161,7 +154,7 @@ class GroupRolloutBuffer:
         self._obs_chunks, self._action_chunks, self._log_prob_chunks = [], [], []
         self._reward_chunks, self._episode_chunks = [], []
 
-        self.group_ids = np.array([self._episode_group[int(e)] for e in self.episode_ids], dtype=np.int64)
+        self.group_ids = np.asarray(episode_groups, dtype=np.int64)[self.episode_ids]
         self.timesteps = estimator.timesteps_in_episode(self.episode_ids)
         self.returns = estimator.discounted_returns(self.rewards, self.episode_ids, self.gamma).astype(np.float32)
         self.bin_ids = estimator.compute_bins(self.binning, self.observations, self.timesteps, self.bin_width, self.bin_eps)

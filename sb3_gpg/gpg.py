@@ -2,11 +2,7 @@
 
 import io
 import math
-import os
 import pathlib
-import pickle
-import tempfile
-import zipfile
 from collections.abc import Iterable
 from typing import Any, ClassVar, TypeVar
 
@@ -17,107 +13,18 @@ from stable_baselines3.common.base_class import BaseAlgorithm
 from stable_baselines3.common.callbacks import BaseCallback
 from stable_baselines3.common.on_policy_algorithm import OnPolicyAlgorithm
 from stable_baselines3.common.policies import BasePolicy
-from stable_baselines3.common.save_util import load_from_zip_file
 from stable_baselines3.common.type_aliases import GymEnv, MaybeCallback, Schedule
 from stable_baselines3.common.utils import FloatSchedule, obs_as_tensor
-from stable_baselines3.common.vec_env import DummyVecEnv, VecEnv
+from stable_baselines3.common.vec_env import VecEnv
 
-from sb3_gpg import estimator
+from sb3_gpg import safety
 from sb3_gpg.buffers import GroupRolloutBuffer
 from sb3_gpg.estimator import BinningFn
 from sb3_gpg.policies import CnnPolicy, GPGPolicy, MlpPolicy, MultiInputPolicy
-from sb3_gpg.wrappers import GroupResetWrapper, add_group_reset
+from sb3_gpg.rollout import GroupRollout, add_group_reset_to_vec_env, configure_envs
+from sb3_gpg.safety import check_positive_int
 
 SelfGPG = TypeVar("SelfGPG", bound="GPG")
-
-SUPPORTED_ACTION_SPACES = (spaces.Box, spaces.Discrete, spaces.MultiDiscrete, spaces.MultiBinary)
-SUPPORTED_OBSERVATION_SPACES = (spaces.Box, spaces.Discrete, spaces.MultiDiscrete, spaces.MultiBinary, spaces.Dict)
-
-#: Errors that reading a damaged zip file raises (zipfile, torch.load, pickle).
-_CORRUPT_FILE_ERRORS = (zipfile.BadZipFile, EOFError, OSError, RuntimeError, ValueError, KeyError, pickle.UnpicklingError)
-
-#: An episode longer than this, in an env that declares no time limit, is taken to never end.
-RUNAWAY_EPISODE_STEPS = 100_000
-
-
-def _check_positive_int(name: str, value: Any, minimum: int = 1) -> int:
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < minimum:
-        raise ValueError(f"{name} must be an integer >= {minimum}, got {value!r}")
-    return int(value)
-
-
-class GroupScheduler:
-    """
-    Decides which group each env plays next, so that envs never wait for one another.
-
-    A group's members are its first ``group_size`` episodes to *start*; membership depends only
-    on when an env becomes free, never on how an episode turns out, so it adds no selection bias.
-    When an episode starts, its env is armed with the group that has the most unclaimed need
-    (``group_size`` minus started minus armed). Once every need is claimed, free envs are armed
-    as backups of the neediest group: whichever armed env frees up first starts the member, and an
-    env whose armed group has filled meanwhile plays an extra episode that is not stored (idle).
-
-    :param n_groups: Number of groups of the rollout
-    :param group_size: Members per group
-    :param n_envs: Number of envs
-    """
-
-    def __init__(self, n_groups: int, group_size: int, n_envs: int) -> None:
-        self.group_size = group_size
-        self.started = np.zeros(n_groups, dtype=np.int64)
-        self.claimed = np.zeros(n_groups, dtype=np.int64)
-        self.armed: list[int | None] = [None] * n_envs
-        #: Episode each env is playing, -1 when it plays none of the rollout's (idle).
-        self.current = np.full(n_envs, -1, dtype=np.int64)
-        self.n_started = 0
-
-    def choose(self) -> int | None:
-        """
-        :return: The group to arm next, or None when every group has all its members.
-        """
-        need = self.group_size - self.started
-        if not (need > 0).any():
-            return None
-        score = np.where(need > 0, need - self.claimed, np.iinfo(np.int64).min)
-        return int(np.argmax(score))
-
-    def start(self, env_index: int, group: int | None) -> int:
-        """
-        Env ``env_index`` starts an episode with the seed of ``group`` (None: unseeded).
-
-        :return: The new episode's id if it is a member of its group, else -1.
-        """
-        if group is not None and self.started[group] < self.group_size:
-            self.started[group] += 1
-            self.current[env_index] = self.n_started
-            self.n_started += 1
-        else:
-            self.current[env_index] = -1
-        return int(self.current[env_index])
-
-    def arm(self, env_index: int) -> int | None:
-        """
-        Choose the group env ``env_index`` plays after its current episode.
-
-        :return: The group armed, or None.
-        """
-        group = self.choose()
-        self.armed[env_index] = group
-        if group is not None:
-            self.claimed[group] += 1
-        return group
-
-    def on_reset(self, env_index: int) -> int:
-        """
-        Env ``env_index`` finished its episode and reset with its armed seed, if any.
-
-        :return: The id of the episode it now plays, or -1.
-        """
-        group = self.armed[env_index]
-        self.armed[env_index] = None
-        if group is not None:
-            self.claimed[group] -= 1
-        return self.start(env_index, group)
 
 
 class GPG(OnPolicyAlgorithm):
@@ -129,7 +36,8 @@ class GPG(OnPolicyAlgorithm):
     discounted Monte Carlo return minus the mean return of its bin ``f(s, t)`` within its group,
     over the first visits of the group's episodes to that bin. The policy is then updated with
     PPO's clipped surrogate objective. There is no value network, no value loss, no ``vf_coef``
-    and no ``gae_lambda``.
+    and no ``gae_lambda``: PPO's keyword arguments that GPG does not take get an error saying what
+    GPG uses instead. The envs must honour ``reset(seed=...)`` (checked on the first rollout).
 
     Paper: J. Chen, Z. Zhang, H. Zhong, R. Antonova, "Group Policy Gradient", arXiv 2510.03679 (2025).
 
@@ -140,9 +48,7 @@ class GPG(OnPolicyAlgorithm):
         baseline of a bin is the mean of up to ``group_size`` returns: larger groups give a less noisy
         baseline but fewer distinct start states per rollout. 8 is a good default; 4 to 32 are reasonable.
     :param n_groups: Number of groups per rollout; a rollout holds ``n_groups * group_size`` episodes,
-        which must be at least ``n_envs``. ``None`` picks the smallest count giving each env about four
-        episodes per rollout: envs that finish early start another episode, and only the rollout's
-        tail is idle (about 20% of env steps on CartPole-v1 with 8 envs; fewer with more episodes per env).
+        at least ``n_envs``. ``None`` gives each env about four episodes per rollout (less idle tail).
     :param binning: The binning function ``f(s, t)``: ``"timestep"`` (one baseline per time step, the
         default and the best general choice), ``"none"`` (one bin per group: GRPO / REINFORCE++ style),
         ``"state"`` (Discrete observation spaces: a per-state value), ``"grid"`` (observations rounded to
@@ -150,11 +56,9 @@ class GPG(OnPolicyAlgorithm):
         Too fine a binning leaves one return per bin (zero advantage); too coarse mixes unlike states.
     :param bin_width: Time steps per bin with ``binning="timestep"``; raise it (e.g. 5-20) for long,
         variable-length episodes whose late time steps are visited by few episodes of a group.
-    :param bin_eps: Grid width with ``binning="grid"``, in the units of the observations the policy
-        sees (normalized ones under ``VecNormalize``).
-    :param max_episode_steps: Optional cap on episode length (episodes are truncated there). Episodes
-        also end at termination and at the env's own time limit. Truncated episodes are treated as
-        finished: their returns are cut there (finite-horizon returns, no bootstrap).
+    :param bin_eps: Grid width with ``binning="grid"``, in the units the policy sees (normalized under ``VecNormalize``)
+    :param max_episode_steps: Optional cap on episode length. Episodes also end at termination and at the
+        env's time limit; truncated episodes are treated as finished (finite-horizon returns, no bootstrap).
     :param batch_size: Minibatch size. A rollout smaller than this is used as a single minibatch.
     :param n_epochs: Number of epochs when optimizing the surrogate loss
     :param gamma: Discount factor
@@ -162,22 +66,17 @@ class GPG(OnPolicyAlgorithm):
     :param normalize_advantage: Whether to normalize the advantages (per minibatch, as PPO)
     :param ent_coef: Entropy coefficient for the loss calculation
     :param max_grad_norm: The maximum value for the gradient clipping
-    :param use_sde: Whether to use generalized State Dependent Exploration (gSDE)
-        instead of action noise exploration (default: False)
-    :param sde_sample_freq: Sample a new noise matrix every n steps when using gSDE
-        Default: -1 (only sample at the beginning of the rollout)
-    :param target_kl: Limit the KL divergence between updates (early stop of the epochs), as PPO.
-        By default, there is no limit on the kl div.
-    :param stats_window_size: Window size for the rollout logging, specifying the number of episodes to average
-        the reported success rate, mean episode length, and mean reward over
+    :param use_sde: Whether to use generalized State Dependent Exploration (gSDE) instead of action noise exploration
+    :param sde_sample_freq: Sample a new noise matrix every n steps when using gSDE (-1: only at the rollout's start)
+    :param target_kl: Limit the KL divergence between updates (early stop of the epochs), as PPO; None: no limit
+    :param stats_window_size: Number of episodes over which the logged success rate, length and reward are averaged
     :param tensorboard_log: the log location for tensorboard (if None, no logging)
     :param policy_kwargs: additional arguments to be passed to the policy on creation. See :ref:`gpg_policies`
-    :param verbose: Verbosity level: 0 for no output, 1 for info messages (such as device or wrappers used), 2 for
-        debug messages
+    :param verbose: Verbosity level: 0 for no output, 1 for info messages, 2 for debug messages
     :param seed: Seed for the pseudo random generators (also draws the groups' reset seeds)
-    :param device: Device (cpu, cuda, ...) on which the code should be run.
-        Setting it to auto, the code will be run on the GPU if possible.
+    :param device: Device (cpu, cuda, ...) on which the code should be run; auto: the GPU if possible
     :param _init_setup_model: Whether or not to build the network at the creation of the instance
+    :param ppo_kwargs: Refused with an error that says what GPG uses instead (PPO's ``n_steps``, ``gae_lambda``...)
     """
 
     policy_aliases: ClassVar[dict[str, type[BasePolicy]]] = {
@@ -185,8 +84,6 @@ class GPG(OnPolicyAlgorithm):
         "CnnPolicy": CnnPolicy,
         "MultiInputPolicy": MultiInputPolicy,
     }
-    #: Tells GPGPolicy that this algorithm needs no critic (other algorithms are refused).
-    actor_only: ClassVar[bool] = True
     policy: GPGPolicy  # type: ignore[assignment]
     rollout_buffer: GroupRolloutBuffer  # type: ignore[assignment]
 
@@ -218,43 +115,40 @@ class GPG(OnPolicyAlgorithm):
         seed: int | None = None,
         device: th.device | str = "auto",
         _init_setup_model: bool = True,
+        **ppo_kwargs: Any,
     ):
-        # Validate before building anything, so that a typo fails fast with a clear message.
-        self.group_size = _check_positive_int("group_size", group_size)
-        self.n_groups = None if n_groups is None else _check_positive_int("n_groups", n_groups)
-        self.batch_size = _check_positive_int("batch_size", batch_size)
-        self.n_epochs = _check_positive_int("n_epochs", n_epochs)
-        self.bin_width = _check_positive_int("bin_width", bin_width)
+        # Validate before building anything, so that a typo or a PPO config fails fast with a clear message.
+        safety.refuse_ppo_kwargs(ppo_kwargs)
+        self.group_size = check_positive_int("group_size", group_size)
+        self.n_groups = None if n_groups is None else check_positive_int("n_groups", n_groups)
+        self.batch_size = check_positive_int("batch_size", batch_size)
+        self.n_epochs = check_positive_int("n_epochs", n_epochs)
+        self.bin_width = check_positive_int("bin_width", bin_width)
         self.max_episode_steps = (
-            None if max_episode_steps is None else _check_positive_int("max_episode_steps", max_episode_steps)
+            None if max_episode_steps is None else check_positive_int("max_episode_steps", max_episode_steps)
         )
-        if not (isinstance(bin_eps, (int, float)) and math.isfinite(bin_eps) and bin_eps > 0):
-            raise ValueError(f"bin_eps must be a finite number > 0 (the grid width of binning='grid'), got {bin_eps!r}")
+        safety.check_group_args(group_size, binning, bin_eps)
         self.bin_eps = float(bin_eps)
-        if not (callable(binning) or binning in estimator.BINNINGS):
-            raise ValueError(
-                f"binning={binning!r} is unknown: use one of {estimator.BINNINGS} or a callable f(observations, timesteps)"
-            )
-        if self.group_size < 2:
-            raise ValueError(
-                f"group_size={group_size}: no bin can ever hold two returns. Bins are scoped to a group and, under the "
-                "first-visit rule, receive at most one return per episode, so with a single episode per group every "
-                "advantage is zero and nothing is learned, whatever the binning. Use group_size >= 2 (8 is a good default)."
-            )
         self.binning = binning
         self.clip_range = clip_range
         self.normalize_advantage = normalize_advantage
         self.target_kl = target_kl
 
+        # OnPolicyAlgorithm's learn() and dump_logs() are what GPG inherits; of the critic's and the fixed
+        # rollout's parameters that its __init__ stores, only n_steps is read afterwards (learn() passes it to
+        # collect_rollouts as n_rollout_steps, which GPG ignores); its _setup_model, the only reader of the
+        # others, is replaced below. The values given say what GPG does: no fixed rollout length (0), plain
+        # Monte Carlo returns (GAE's lambda = 1) and no value loss (0). _excluded_save_params keeps them out of
+        # saved models, which then hold no critic parameter.
         super().__init__(
             policy,
             env,
             learning_rate=learning_rate,
-            n_steps=0,  # unused: a rollout is n_groups * group_size whole episodes
+            n_steps=0,
             gamma=gamma,
-            gae_lambda=1.0,  # unused: no GAE
+            gae_lambda=1.0,
             ent_coef=ent_coef,
-            vf_coef=0.0,  # unused: no critic
+            vf_coef=0.0,
             max_grad_norm=max_grad_norm,
             use_sde=use_sde,
             sde_sample_freq=sde_sample_freq,
@@ -267,51 +161,19 @@ class GPG(OnPolicyAlgorithm):
             _init_setup_model=False,
             supported_action_spaces=None,  # checked below, with an error that says what is supported
         )
-        # OnPolicyAlgorithm sets these for its critic; GPG has none, so they must not appear in saved models.
-        del self.gae_lambda, self.vf_coef
-
-        self._check_spaces()
+        # The groups' reset seeds come from their own generator, seeded by the model's seed, so that a seeded
+        # run draws the same start states. It is created here, not in _setup_model, because load() runs
+        # _setup_model after restoring the saved attributes: a loaded model goes on drawing where it was saved.
+        self._group_seed_rng = np.random.default_rng(self.seed)
+        self._starts_checked = False  # the envs' start states are checked on the first rollout (per env)
+        self._zero_advantages_reported = False
+        # At load time (env=None, _init_setup_model=False) the spaces are set later, from the file.
+        if getattr(self, "observation_space", None) is not None:
+            safety.check_spaces(self.observation_space, self.action_space, self.binning)
         if _init_setup_model:
             self._setup_model()
 
     # ------------------------------------------------------------------ setup
-
-    def _check_spaces(self) -> None:
-        """Refuse spaces GPG cannot handle, and binnings that do not fit the observation space."""
-        # At load time (env=None, _init_setup_model=False) the spaces are set later from the file.
-        if getattr(self, "observation_space", None) is None:
-            return
-        if not isinstance(self.action_space, SUPPORTED_ACTION_SPACES):
-            raise ValueError(
-                f"GPG does not support the action space {self.action_space} of this env: supported action spaces are "
-                "Box, Discrete, MultiDiscrete and MultiBinary (as PPO). Flatten or re-encode the actions with a wrapper."
-            )
-        if not isinstance(self.observation_space, SUPPORTED_OBSERVATION_SPACES):
-            raise ValueError(
-                f"GPG does not support the observation space {self.observation_space} of this env: supported are Box "
-                "(vectors and images), Discrete, MultiDiscrete, MultiBinary and Dict of those (as PPO)."
-            )
-        if self.binning == "state" and not isinstance(self.observation_space, spaces.Discrete):
-            raise ValueError(
-                f"binning='state' needs a Discrete observation space, got {self.observation_space}: "
-                "use binning='grid' (with bin_eps) for continuous observations, or 'timestep'"
-            )
-        if self.binning == "grid" and not isinstance(
-            self.observation_space, (spaces.Box, spaces.Discrete, spaces.MultiDiscrete)
-        ):
-            raise ValueError(
-                f"binning='grid' needs array observations, got {self.observation_space}: pass a callable binning instead"
-            )
-
-    @property
-    def n_steps(self) -> int:
-        """Unused by GPG (SB3's fixed rollout length per env): a rollout is ``n_groups * group_size`` whole episodes."""
-        return 0
-
-    @n_steps.setter
-    def n_steps(self, value: int) -> None:
-        # OnPolicyAlgorithm.__init__ assigns n_steps; GPG has no fixed rollout length, so nothing is stored.
-        pass
 
     @property
     def episodes_per_rollout(self) -> int:
@@ -335,9 +197,6 @@ class GPG(OnPolicyAlgorithm):
         self._setup_lr_schedule()
         self.set_random_seed(self.seed)
         self._check_n_envs()
-        # Reset seeds of the groups come from their own generator, seeded by the model's seed,
-        # so that a seeded run draws the same start states.
-        self._group_seed_rng = np.random.default_rng(self.seed)
         self.rollout_buffer = GroupRolloutBuffer(
             self.observation_space,
             self.action_space,
@@ -354,44 +213,26 @@ class GPG(OnPolicyAlgorithm):
         self._maybe_recommend_cpu("GPGPolicy")
         self.clip_range = FloatSchedule(self.clip_range)
         if self.env is not None:
-            self._configure_env(self.env)
+            self._episode_step_limit = configure_envs(self.env, self.max_episode_steps)
 
     @staticmethod
     def _wrap_env(env: GymEnv, verbose: int = 0, monitor_wrapper: bool = True) -> VecEnv:
         """
-        SB3's wrapping, plus a :class:`GroupResetWrapper` in every sub-environment.
+        SB3's wrapping, plus a :class:`~sb3_gpg.wrappers.GroupResetWrapper` in every sub-environment.
 
         :param env: Environment
         :param verbose: Verbosity level
         :param monitor_wrapper: Whether to wrap the env in a ``Monitor`` when possible.
         :return: The wrapped vectorized environment.
         """
-        vec_env = BaseAlgorithm._wrap_env(env, verbose, monitor_wrapper)
-        base = vec_env.unwrapped
-        if isinstance(base, DummyVecEnv):
-            # `envs` is DummyVecEnv's public list of sub-environments; the wrapper goes inside each.
-            base.envs = [add_group_reset(sub_env) for sub_env in base.envs]
-        if not all(vec_env.env_is_wrapped(GroupResetWrapper)):
-            raise ValueError(
-                f"GPG needs a GroupResetWrapper inside every sub-environment of a {type(base).__name__} to start the "
-                "episodes of a group from the same state. Build the env with it, for example "
-                "make_vec_env(env_id, n_envs=8, vec_env_cls=SubprocVecEnv, wrapper_class=sb3_gpg.add_group_reset)."
-            )
-        return vec_env
-
-    def _configure_env(self, env: VecEnv) -> None:
-        """Pass the step cap to the sub-environments and find their time limit."""
-        env.env_method("gpg_set_max_episode_steps", self.max_episode_steps)
-        spec_limits = []
-        for spec in env.get_attr("spec"):
-            spec_limits.append(getattr(spec, "max_episode_steps", None) if spec is not None else None)
-        limits = [limit for limit in spec_limits if limit is not None]
-        self._episode_step_limit = self.max_episode_steps or (max(limits) if len(limits) == len(spec_limits) else None)
+        return add_group_reset_to_vec_env(BaseAlgorithm._wrap_env(env, verbose, monitor_wrapper))
 
     def set_env(self, env: GymEnv, force_reset: bool = True) -> None:
+        # SB3's checks, then GPG's: enough episodes for n_envs, the envs' time limit, and their start states anew.
         super().set_env(env, force_reset)
         self._check_n_envs()
-        self._configure_env(self.env)  # type: ignore[arg-type]
+        self._episode_step_limit = configure_envs(self.env, self.max_episode_steps)  # type: ignore[arg-type]
+        self._starts_checked = False
 
     # ------------------------------------------------------------------ rollouts
 
@@ -405,11 +246,11 @@ class GPG(OnPolicyAlgorithm):
         """
         Collect ``n_groups`` groups of ``group_size`` whole episodes and compute their advantages.
 
-        Each env plays episodes one after another. When an episode starts, the env is armed with the
-        reset seed of a group that still needs members (see :class:`GroupScheduler`), so its own
-        auto-reset (through every ``VecEnv`` wrapper) starts the next episode at once. Envs with
-        nothing left to play keep stepping until the rollout's last episode ends ("idle" steps,
-        counted in ``num_timesteps`` and logged as ``rollout/idle_fraction``).
+        A :class:`~sb3_gpg.rollout.GroupRollout` decides which env plays which episode of which group and
+        arms each env's next reset with its group's seed, so the env's own auto-reset (through every
+        ``VecEnv`` wrapper) starts the next episode at once. Envs with nothing left to play keep stepping
+        until the rollout's last episode ends ("idle" steps, counted in ``num_timesteps`` and logged as
+        ``rollout/idle_fraction``).
 
         :param env: The training environment
         :param callback: Callback that will be called at each step (and at the beginning and end of the rollout)
@@ -418,49 +259,27 @@ class GPG(OnPolicyAlgorithm):
         :return: True if the rollout completed, False if a callback stopped it.
         """
         self.policy.set_training_mode(False)
-        n_envs = env.num_envs
-        n_groups = self._n_groups()
-        group_seeds = self._group_seed_rng.integers(0, 2**31 - 1, size=n_groups)
-        scheduler = GroupScheduler(n_groups, self.group_size, n_envs)
+        group_seeds = self._group_seed_rng.integers(0, 2**31 - 1, size=self._n_groups())
+        rollout = GroupRollout(env, group_seeds, self.group_size, self._episode_step_limit, not self._starts_checked)
         rollout_buffer.reset()
-
-        def arm(i: int) -> None:
-            group = scheduler.arm(i)
-            if group is not None:
-                env.env_method("gpg_arm_reset", int(group_seeds[group]), indices=[i])
-
-        env.env_method("gpg_clear")
-        # Every env starts one episode of the rollout with a VecEnv reset (through every VecEnv wrapper),
-        # and is armed for the episode it will start after that one.
-        for i in range(n_envs):
-            group = scheduler.choose()
-            assert group is not None  # n_groups * group_size >= n_envs is checked at construction
-            env.env_method("gpg_arm_reset", int(group_seeds[group]), indices=[i])
-            rollout_buffer.start_episode(scheduler.start(i, group), group)
-        for i in range(n_envs):
-            arm(i)
-        self._last_obs = env.reset()  # type: ignore[assignment]
-        self._last_episode_starts = np.ones((n_envs,), dtype=bool)
+        self._last_obs = rollout.reset()  # every env starts an episode of the rollout
+        self._last_episode_starts = np.ones((env.num_envs,), dtype=bool)
 
         if self.use_sde:
-            self.policy.reset_noise(n_envs)
+            self.policy.reset_noise(env.num_envs)
         callback.on_rollout_start()
 
         n_steps = 0
-        idle_steps = 0
-        episodes_done = 0
-        episode_steps = np.zeros(n_envs, dtype=np.int64)
-        n_episodes = n_groups * self.group_size
-        step_limit = self._episode_step_limit or RUNAWAY_EPISODE_STEPS
-
-        while episodes_done < n_episodes:
+        while not rollout.done:
             if self.use_sde and self.sde_sample_freq > 0 and n_steps % self.sde_sample_freq == 0:
-                self.policy.reset_noise(n_envs)
+                # Sample a new noise matrix
+                self.policy.reset_noise(env.num_envs)
 
             with th.no_grad():
                 obs_tensor = obs_as_tensor(self._last_obs, self.device)  # type: ignore[arg-type]
                 actions, log_probs = self.policy(obs_tensor)
             actions = actions.cpu().numpy()
+            # Rescale and perform action
             clipped_actions = actions
             if isinstance(self.action_space, spaces.Box):
                 if self.policy.squash_output:
@@ -469,86 +288,57 @@ class GPG(OnPolicyAlgorithm):
                     clipped_actions = np.clip(actions, self.action_space.low, self.action_space.high)
 
             new_obs, rewards, dones, infos = env.step(clipped_actions)
-            self.num_timesteps += n_envs
+            self.num_timesteps += env.num_envs
             n_steps += 1
 
             callback.update_locals(locals())
             if not callback.on_step():
                 return False
 
-            current = scheduler.current
-            active = current >= 0
-            self._check_finite(rewards, new_obs, active, n_steps)
-            rollout_buffer.add(self._last_obs, actions, log_probs, rewards, current)  # type: ignore[arg-type]
-            idle_steps += int(n_envs - active.sum())
-            episode_steps += 1
-            if episode_steps.max() > step_limit:
-                i = int(np.argmax(episode_steps))
-                raise RuntimeError(
-                    f"The episode of env {i} has run {episode_steps[i]} steps without terminating or truncating, and the "
-                    "env declares no time limit (no TimeLimit wrapper, no spec.max_episode_steps). GPG needs whole "
-                    "episodes: pass max_episode_steps=N to GPG, or wrap the env in gymnasium.wrappers.TimeLimit."
-                )
-
-            finished = np.flatnonzero(dones & active)
-            episodes_done += len(finished)
-            # Only episodes of the rollout enter the episode statistics (not the idle envs' extra ones).
+            safety.check_finite_step(rewards, new_obs, rollout.episodes >= 0, n_steps)
+            rollout_buffer.add(self._last_obs, actions, log_probs, rewards, rollout.episodes)  # type: ignore[arg-type]
+            finished = rollout.step(dones)  # the envs that are done have reset into their next episode
+            # Only the rollout's episodes enter the episode statistics (not the idle envs' extra ones).
             self._update_info_buffer([infos[i] for i in finished], dones[finished])
-            for i in np.flatnonzero(dones):
-                # The env has already reset itself, with its armed seed if it had one.
-                group = scheduler.armed[i]
-                episode = scheduler.on_reset(int(i))
-                if episode >= 0:
-                    rollout_buffer.start_episode(episode, group)  # type: ignore[arg-type]
-                arm(int(i))
-            episode_steps[dones] = 0
             self._last_obs = new_obs  # type: ignore[assignment]
             self._last_episode_starts = dones
 
-        rollout_buffer.compute_returns_and_advantage()
-        advantages = rollout_buffer.advantages
-        self.logger.record("rollout/idle_fraction", idle_steps / (n_steps * n_envs))
-        self.logger.record("gpg/episodes_per_rollout", n_episodes)
-        self.logger.record("gpg/rollout_steps", rollout_buffer.size())
-        self.logger.record("gpg/advantage_std", float(np.std(advantages)))
-        self.logger.record("gpg/zero_advantage_fraction", float(np.mean(advantages == 0.0)))
-        self.logger.record("gpg/singleton_bin_fraction", rollout_buffer.singleton_bin_fraction)
-        if np.all(advantages == 0.0):
-            self.logger.record("gpg/all_advantages_zero", 1)
-            if self.verbose >= 1:
-                print("GPG: every advantage of this rollout is zero (all returns equal within their bins): no policy change.")
+        rollout.check_start_states()
+        self._starts_checked = True
+        rollout_buffer.compute_returns_and_advantage(rollout.episode_groups)
+        self._log_rollout(rollout)
 
         callback.update_locals(locals())
         callback.on_rollout_end()
         return True
 
-    @staticmethod
-    def _check_finite(rewards: np.ndarray, obs: Any, active: np.ndarray, step: int) -> None:
-        bad = ~np.isfinite(rewards) & active
-        if bad.any():
-            i = int(np.flatnonzero(bad)[0])
-            raise ValueError(
-                f"Env {i} returned a non-finite reward ({rewards[i]}) at step {step} of the rollout. GPG's Monte Carlo "
-                "returns would all become NaN. Fix the env, or wrap it in VecCheckNan(env, raise_exception=True) to find "
-                "the cause (VecNormalize rescales rewards but cannot repair NaN/inf)."
-            )
-        arrays = obs.values() if isinstance(obs, dict) else [obs]
-        for array in arrays:
-            array = np.asarray(array)
-            if np.issubdtype(array.dtype, np.floating):
-                finite = np.isfinite(array.reshape(array.shape[0], -1)).all(axis=1)
-                if not finite.all():
-                    i = int(np.flatnonzero(~finite)[0])
-                    raise ValueError(
-                        f"Env {i} returned a non-finite observation at step {step} of the rollout. Fix the env, or wrap "
-                        "it in VecCheckNan(env, raise_exception=True) to find the cause; VecNormalize cannot repair NaN/inf."
-                    )
+    def _log_rollout(self, rollout: GroupRollout) -> None:
+        advantages = self.rollout_buffer.advantages
+        self.logger.record("rollout/idle_fraction", rollout.idle_fraction)
+        self.logger.record("gpg/episodes_per_rollout", rollout.n_episodes)
+        self.logger.record("gpg/rollout_steps", self.rollout_buffer.size())
+        self.logger.record("gpg/advantage_std", float(np.std(advantages)))
+        self.logger.record("gpg/zero_advantage_fraction", float(np.mean(advantages == 0.0)))
+        self.logger.record("gpg/singleton_bin_fraction", self.rollout_buffer.singleton_bin_fraction)
+        if np.all(advantages == 0.0):
+            self.logger.record("gpg/all_advantages_zero", 1)
+            # Common once a task is solved (every episode reaches the time limit with the same return):
+            # said once per model at verbose 1, every time at verbose 2, always logged.
+            if self.verbose >= 2 or (self.verbose >= 1 and not self._zero_advantages_reported):
+                print(
+                    "GPG: every advantage of this rollout is zero (all returns equal within their bins, for example "
+                    "when every episode reaches the time limit): this rollout leaves the policy unchanged. Such rollouts "
+                    "are logged as gpg/all_advantages_zero" + ("." if self.verbose >= 2 else "; verbose=2 prints each one.")
+                )
+                self._zero_advantages_reported = True
 
     # ------------------------------------------------------------------ training
 
     def train(self) -> None:
-        """Update the policy with PPO's clipped surrogate objective on the current rollout."""
+        """Update the policy with PPO's clipped surrogate objective on the current rollout (PPO's train() minus the critic)."""
+        # Switch to train mode (this affects batch norm / dropout)
         self.policy.set_training_mode(True)
+        # Update optimizer learning rate
         self._update_learning_rate(self.policy.optimizer)
         clip_range = self.clip_range(self._current_progress_remaining)  # type: ignore[operator]
 
@@ -563,6 +353,7 @@ class GPG(OnPolicyAlgorithm):
             for rollout_data in self.rollout_buffer.get(self.batch_size):
                 actions = rollout_data.actions
                 if isinstance(self.action_space, spaces.Discrete):
+                    # Convert discrete action from float to long
                     actions = actions.long().flatten()
                 log_prob, entropy = self.policy.evaluate_actions(rollout_data.observations, actions)
 
@@ -571,21 +362,22 @@ class GPG(OnPolicyAlgorithm):
                 if self.normalize_advantage and len(advantages) > 1:
                     advantages = (advantages - advantages.mean()) / (advantages.std() + 1e-8)
 
+                # Ratio between the new and old policy, should be one at the first iteration
                 ratio = th.exp(log_prob - rollout_data.old_log_prob)
+                # Clipped surrogate loss
                 policy_loss_1 = advantages * ratio
                 policy_loss_2 = advantages * th.clamp(ratio, 1 - clip_range, 1 + clip_range)
                 policy_loss = -th.min(policy_loss_1, policy_loss_2).mean()
                 pg_losses.append(policy_loss.item())
                 clip_fractions.append(th.mean((th.abs(ratio - 1) > clip_range).float()).item())
 
-                if entropy is None:
-                    # Approximate entropy when no analytical form
-                    entropy_loss = -th.mean(-log_prob)
-                else:
-                    entropy_loss = -th.mean(entropy)
+                # Entropy loss favors exploration; approximated by -log_prob when there is no analytical form
+                entropy_loss = -th.mean(-log_prob) if entropy is None else -th.mean(entropy)
                 entropy_losses.append(entropy_loss.item())
+                # No value term: GPG has no critic
                 loss = policy_loss + self.ent_coef * entropy_loss
 
+                # Approximate KL for early stopping, as PPO (see SB3 GH#417 and http://joschu.net/blog/kl-approx.html)
                 with th.no_grad():
                     log_ratio = log_prob - rollout_data.old_log_prob
                     approx_kl_div = th.mean((th.exp(log_ratio) - 1) - log_ratio).item()
@@ -596,8 +388,10 @@ class GPG(OnPolicyAlgorithm):
                         print(f"Early stopping at step {epoch} due to reaching max kl: {approx_kl_div:.2f}")
                     break
 
+                # Optimization step
                 self.policy.optimizer.zero_grad()
                 loss.backward()
+                # Clip grad norm
                 th.nn.utils.clip_grad_norm_(self.policy.parameters(), self.max_grad_norm)
                 self.policy.optimizer.step()
 
@@ -605,6 +399,7 @@ class GPG(OnPolicyAlgorithm):
             if not continue_training:
                 break
 
+        # Logs (PPO's keys, minus value_loss and explained_variance)
         self.logger.record("train/entropy_loss", np.mean(entropy_losses) if entropy_losses else np.nan)
         self.logger.record("train/policy_gradient_loss", np.mean(pg_losses) if pg_losses else np.nan)
         self.logger.record("train/approx_kl", np.mean(approx_kl_divs) if approx_kl_divs else np.nan)
@@ -624,17 +419,6 @@ class GPG(OnPolicyAlgorithm):
         reset_num_timesteps: bool = True,
         progress_bar: bool = False,
     ) -> SelfGPG:
-        """
-        Train the policy for at least ``total_timesteps`` env steps (the last rollout is completed).
-
-        :param total_timesteps: The total number of samples (env steps) to train on
-        :param callback: callback(s) called at every step with state of the algorithm.
-        :param log_interval: The number of rollouts before logging.
-        :param tb_log_name: the name of the run for TensorBoard logging
-        :param reset_num_timesteps: whether or not to reset the current timestep number (used in logging)
-        :param progress_bar: Display a progress bar using tqdm and rich.
-        :return: the trained model
-        """
         return super().learn(
             total_timesteps=total_timesteps,
             callback=callback,
@@ -647,7 +431,9 @@ class GPG(OnPolicyAlgorithm):
     # ------------------------------------------------------------------ persistence
 
     def _excluded_save_params(self) -> list[str]:
-        return [*super()._excluded_save_params(), "_episode_step_limit"]
+        # The base class's critic and fixed-rollout parameters (see __init__), and what is found out again per env.
+        per_env = ["_episode_step_limit", "_starts_checked", "_zero_advantages_reported"]
+        return [*super()._excluded_save_params(), "n_steps", "gae_lambda", "vf_coef", *per_env]
 
     def save(
         self,
@@ -658,31 +444,12 @@ class GPG(OnPolicyAlgorithm):
         """
         Save the model to a zip file, atomically: the file at ``path`` is either the previous one or the new one.
 
-        The model is written to a temporary file in the same directory, then renamed over ``path``, so a
-        process killed while saving never leaves a truncated checkpoint.
-
         :param path: path to the file where the agent should be saved (``.zip`` is added if missing), or a buffer
         :param exclude: name of parameters that should be excluded in addition to the default ones
         :param include: name of parameters that might be excluded but should be included anyway
         """
-        if isinstance(path, io.BufferedIOBase):
-            super().save(path, exclude, include)
-            return
-        path = pathlib.Path(path)
-        if path.suffix == "":
-            path = path.with_suffix(".zip")
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-        try:
-            with os.fdopen(fd, "wb") as file:
-                super().save(file, exclude, include)  # type: ignore[arg-type]
-                file.flush()
-                os.fsync(file.fileno())
-            os.replace(tmp_name, path)
-        except BaseException:
-            if os.path.exists(tmp_name):
-                os.remove(tmp_name)
-            raise
+        save = super().save
+        safety.save_atomically(lambda file: save(file, exclude, include), path)
 
     @classmethod
     def load(  # type: ignore[override]
@@ -696,7 +463,7 @@ class GPG(OnPolicyAlgorithm):
         **kwargs: Any,
     ) -> SelfGPG:
         """
-        Load a GPG model from a zip file; a file that is not a GPG model gets a clear error.
+        Load a GPG model from a zip file; a damaged file or another algorithm's file gets a clear error.
 
         :param path: path to the file (or a file-like) where to load the agent from
         :param env: the new environment to run the loaded model on (can be None if you only need prediction)
@@ -707,34 +474,6 @@ class GPG(OnPolicyAlgorithm):
         :param kwargs: extra arguments to change the model when loading
         :return: new model instance with loaded parameters
         """
-
-        def corrupt(error: BaseException | None) -> ValueError:
-            cause = "" if error is None else f" ({type(error).__name__}: {error})"
-            return ValueError(
-                f"Could not read a model from {path!r}: the file is corrupt or truncated{cause}. "
-                "Load an earlier checkpoint (GPG.save() writes atomically, so the previous file is intact)."
-            )
-
-        try:
-            data, _, _ = load_from_zip_file(path, device="cpu", custom_objects=custom_objects)
-        except FileNotFoundError:
-            raise
-        except _CORRUPT_FILE_ERRORS as error:
-            raise corrupt(error) from error
-        if data is None or "policy_class" not in data:
-            raise corrupt(None)
-        policy_class = data["policy_class"]
-        if not (isinstance(policy_class, type) and issubclass(policy_class, GPGPolicy)):
-            name = getattr(policy_class, "__name__", repr(policy_class))
-            raise ValueError(
-                f"{path!r} was not saved by GPG (its policy is {name}): load it with the algorithm that saved it, "
-                "for example stable_baselines3.PPO.load()."
-            )
-        if isinstance(path, io.BufferedIOBase):
-            path.seek(0)
-        try:
+        safety.check_model_file(path, custom_objects, GPGPolicy)
+        with safety.corrupt_file_errors(path):
             return super().load(path, env, device, custom_objects, print_system_info, force_reset, **kwargs)
-        except _CORRUPT_FILE_ERRORS as error:
-            if isinstance(error, FileNotFoundError):
-                raise
-            raise corrupt(error) from error

@@ -1,6 +1,5 @@
 """Actor-only policies for GPG: PPO's actor without any value network."""
 
-import sys
 import warnings
 from functools import partial
 from typing import Any
@@ -8,7 +7,6 @@ from typing import Any
 import numpy as np
 import torch as th
 from gymnasium import spaces
-from stable_baselines3.common.base_class import BaseAlgorithm
 from stable_baselines3.common.distributions import (
     BernoulliDistribution,
     CategoricalDistribution,
@@ -47,29 +45,6 @@ def _policy_layers(net_arch: list[int] | dict[str, list[int]] | None, default: l
     if not all(isinstance(size, (int, np.integer)) and size > 0 for size in net_arch):
         raise ValueError(f"net_arch must be a list of positive layer sizes, e.g. [64, 64]; got {net_arch!r}")
     return [int(size) for size in net_arch]
-
-
-def _refuse_critic_algorithms() -> None:
-    """
-    Refuse to build an actor-only policy inside an algorithm that needs a critic.
-
-    ``PPO.load("gpg_model.zip")`` would otherwise build PPO around this policy (SB3 takes the policy
-    class from the file) and fail at the first step with "not enough values to unpack". SB3 has no
-    hook for this, so the caller frames are inspected for the algorithm building the policy.
-    """
-    frame = sys._getframe(2)
-    for _ in range(8):
-        if frame is None:
-            return
-        owner = frame.f_locals.get("self")
-        if isinstance(owner, BaseAlgorithm):
-            if not getattr(owner, "actor_only", False):
-                raise TypeError(
-                    f"{type(owner).__name__} needs a policy with a value network, but this is GPG's actor-only policy "
-                    "(the model was probably saved by sb3_gpg.GPG): load it with sb3_gpg.GPG.load()."
-                )
-            return
-        frame = frame.f_back
 
 
 class GPGPolicy(BasePolicy):
@@ -119,7 +94,6 @@ class GPGPolicy(BasePolicy):
         optimizer_class: type[th.optim.Optimizer] = th.optim.Adam,
         optimizer_kwargs: dict[str, Any] | None = None,
     ):
-        _refuse_critic_algorithms()
         if optimizer_kwargs is None:
             optimizer_kwargs = {}
             # Same small epsilon as SB3's PPO, to avoid NaN in Adam

@@ -1,10 +1,27 @@
 """Gymnasium wrapper that lets GPG start the episodes of a group from the same initial state."""
 
+import hashlib
 from collections import deque
 from typing import Any, SupportsFloat
 
 import gymnasium as gym
+import numpy as np
 from gymnasium.core import ActType, ObsType
+
+
+def observation_digest(obs: Any) -> str:
+    """
+    A short digest of an observation (array, scalar or dict of those), equal for equal observations.
+
+    :param obs: Observation.
+    :return: Hex digest.
+    """
+    digest = hashlib.blake2b(digest_size=16)
+    for key in sorted(obs) if isinstance(obs, dict) else [None]:
+        value = np.ascontiguousarray(obs if key is None else obs[key])
+        digest.update(f"{key}:{value.dtype}:{value.shape}".encode())
+        digest.update(value.tobytes())
+    return digest.hexdigest()
 
 
 class GroupResetWrapper(gym.Wrapper[ObsType, ActType, ObsType, ActType]):
@@ -16,7 +33,9 @@ class GroupResetWrapper(gym.Wrapper[ObsType, ActType, ObsType, ActType]):
     start from the same state, and it needs the reset to go through the ``VecEnv`` and its wrappers
     (``VecNormalize``, ``VecFrameStack``, ``VecTransposeImage``) as any other reset. This wrapper,
     placed inside each sub-environment, holds a queue of "armed" seeds: the next reset without an
-    explicit seed pops one. GPG arms it through ``VecEnv.env_method("gpg_arm_reset", seed)``.
+    explicit seed pops one. :class:`sb3_gpg.rollout.GroupRollout` arms it through ``VecEnv.env_method``.
+    While asked to, it also records a digest of the first observation of each armed reset, seen below
+    any ``VecEnv`` wrapper, so that GPG can check that a seed gives one start state.
 
     ``GPG`` adds this wrapper by itself when it builds the environment (env id or ``gym.Env``) or
     receives a ``DummyVecEnv``; a ``SubprocVecEnv`` must be built with it, for example
@@ -30,6 +49,7 @@ class GroupResetWrapper(gym.Wrapper[ObsType, ActType, ObsType, ActType]):
         self._armed_seeds: deque[int] = deque()
         self._gpg_max_episode_steps: int | None = None
         self._elapsed_steps = 0
+        self._start_digests: list[tuple[int, str]] | None = None
 
     def gpg_arm_reset(self, seed: int) -> None:
         """
@@ -42,6 +62,19 @@ class GroupResetWrapper(gym.Wrapper[ObsType, ActType, ObsType, ActType]):
     def gpg_clear(self) -> None:
         """Drop every armed seed."""
         self._armed_seeds.clear()
+
+    def gpg_record_starts(self) -> None:
+        """Record the seed and first-observation digest of every armed reset, until :meth:`gpg_take_starts`."""
+        self._start_digests = []
+
+    def gpg_take_starts(self) -> list[tuple[int, str]]:
+        """
+        Stop recording and return what was recorded.
+
+        :return: ``(seed, digest of the first observation)`` of each armed reset since :meth:`gpg_record_starts`.
+        """
+        starts, self._start_digests = self._start_digests or [], None
+        return starts
 
     def gpg_set_max_episode_steps(self, max_episode_steps: int | None) -> None:
         """
@@ -59,10 +92,14 @@ class GroupResetWrapper(gym.Wrapper[ObsType, ActType, ObsType, ActType]):
         :param options: Reset options, passed through.
         :return: First observation and info dict.
         """
-        if seed is None and self._armed_seeds:
+        armed = seed is None and bool(self._armed_seeds)
+        if armed:
             seed = self._armed_seeds.popleft()
         self._elapsed_steps = 0
-        return self.env.reset(seed=seed, options=options)
+        obs, info = self.env.reset(seed=seed, options=options)
+        if armed and self._start_digests is not None:
+            self._start_digests.append((int(seed), observation_digest(obs)))  # type: ignore[arg-type]
+        return obs, info
 
     def step(self, action: ActType) -> tuple[ObsType, SupportsFloat, bool, bool, dict[str, Any]]:
         """

@@ -97,3 +97,37 @@ class ConstantRewardEnv(EndlessEnv):
         self._t += 1
         reward = float("nan") if self.nan_at is not None and self._t == self.nan_at else self.scale
         return np.zeros(2, dtype=np.float32), reward, False, self._t >= self.length, {}
+
+
+class GlobalRandomStartEnv(EndlessEnv):
+    """Breaks GPG's contract: draws its start state from NumPy's global generator, ignoring ``reset(seed=...)``."""
+
+    def reset(self, *, seed: int | None = None, options: dict | None = None):
+        super().reset(seed=seed)
+        return np.random.uniform(-1.0, 1.0, size=2).astype(np.float32), {}
+
+    def step(self, action):
+        return np.zeros(2, dtype=np.float32), 1.0, False, True, {}
+
+
+def with_seeded_spaces(env_class: type[gym.Env]) -> type[gym.Env]:
+    """
+    Subclass an env that samples its start from its spaces so that it honours ``reset(seed=...)``.
+
+    SB3's identity and image test envs draw their first observation with ``action_space.sample()`` or
+    ``observation_space.sample()``, whose generators ``reset(seed=...)`` does not seed: the subclass seeds them.
+    (A wrapper would not do: GPG's GroupResetWrapper sits right above the base env, below other wrappers.)
+
+    :param env_class: The env class.
+    :return: The subclass.
+    """
+
+    class Seeded(env_class):  # type: ignore[valid-type, misc]
+        def reset(self, *, seed: int | None = None, options: dict | None = None):
+            if seed is not None:
+                self.action_space.seed(seed)
+                self.observation_space.seed(seed)
+            return super().reset(seed=seed, options=options)
+
+    Seeded.__name__ = f"Seeded{env_class.__name__}"
+    return Seeded
