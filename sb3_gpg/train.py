@@ -1,5 +1,5 @@
 """
-``python -m sb3_gpg.train``: rl-zoo3's training script, with GPG registered.
+``python -m sb3_gpg.train``: rl-zoo3's training script with GPG registered (:mod:`sb3_gpg.zoo.cli`).
 
 It accepts every flag of ``python -m rl_zoo3.train``. ``--algo`` defaults to ``gpg``, whose
 default configuration is sb3-gpg's ``hyperparams/gpg.yml`` (``--conf-file`` overrides it); the
@@ -10,28 +10,17 @@ other algorithms (``ppo``, ``a2c``, ...) keep rl-zoo3's configurations. Example:
 
 from collections.abc import Sequence
 
-from sb3_gpg import zoo
-
 
 def main(args: Sequence[str] | None = None, prog: str = "python -m sb3_gpg.train") -> None:
     """
     Train (or tune, with ``--optimize``) an agent with rl-zoo3.
 
-    Parameters
-    ----------
-    args : Sequence[str] | None
-        Command-line arguments without the program name (default: ``sys.argv[1:]``).
-    prog : str
-        Program name shown in usage and error messages.
+    :param args: Command-line arguments without the program name (default: ``sys.argv[1:]``)
+    :param prog: Program name shown in usage and error messages
     """
-    import sys
+    from sb3_gpg.zoo.cli import run
 
-    from rl_zoo3.train import train
-
-    zoo.register()
-    arguments = zoo.train_args(sys.argv[1:] if args is None else args)
-    with zoo.command_line(prog, arguments), zoo.study_heartbeats(), zoo.tunable_n_envs():
-        train()
+    run("train", args, prog)
 
 
 if __name__ == "__main__":

@@ -35,6 +35,7 @@ from stable_baselines3.common.vec_env import VecNormalize  # noqa: E402
 from torch import nn  # noqa: E402
 
 from sb3_gpg import GPG, zoo  # noqa: E402
+from sb3_gpg.zoo import sampler  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]
 PPO_YML = Path(inspect.getfile(HYPERPARAMS_SAMPLER["ppo"])).parent / "hyperparams" / "ppo.yml"
@@ -124,6 +125,34 @@ def test_register_puts_gpg_in_rl_zoo3_registries():
     assert list(inspect.signature(zoo.sample_gpg_params).parameters) == list(inspect.signature(sample_ppo_params).parameters)
     # rl-zoo3's algorithms stay registered.
     assert {"ppo", "a2c", "dqn", "sac"} <= set(ALGOS)
+
+
+@pytest.mark.slow
+def test_core_never_imports_the_zoo_and_the_zoo_registers_nothing_on_import():
+    code = (
+        "import sys, sb3_gpg\n"
+        "assert not any(name.startswith(('sb3_gpg.zoo', 'rl_zoo3', 'optuna')) for name in sys.modules), sorted(sys.modules)\n"
+        "import sb3_gpg.zoo\n"
+        "from rl_zoo3.utils import ALGOS\n"
+        "from rl_zoo3.hyperparams_opt import HYPERPARAMS_SAMPLER\n"
+        "assert 'gpg' not in ALGOS and 'gpg' not in HYPERPARAMS_SAMPLER\n"
+        "sb3_gpg.zoo.register()\n"
+        "assert ALGOS['gpg'] is sb3_gpg.GPG\n"
+    )
+    result = subprocess.run([sys.executable, "-c", code], env=_env(), capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr[-3000:]
+
+
+def test_patches_last_for_one_command():
+    from rl_zoo3.exp_manager import ExperimentManager
+
+    objective, create_study = ExperimentManager.objective, optuna.create_study
+    with zoo.tunable_n_envs(), zoo.study_heartbeats():
+        assert ExperimentManager.objective is not objective and optuna.create_study is not create_study
+    assert ExperimentManager.objective is objective and optuna.create_study is create_study
+    with pytest.raises(RuntimeError), zoo.tunable_n_envs():
+        raise RuntimeError("a command that fails")
+    assert ExperimentManager.objective is objective
 
 
 def test_hyperparams_found_from_any_directory(tmp_path, monkeypatch):
@@ -252,7 +281,7 @@ def test_sampler_proposes_only_valid_combinations(n_actions, tune_n_envs):
         assert set(params) <= GPG_ARGS, set(params) - GPG_ARGS
         assert 0.9 <= params["gamma"] < 1.0
         policy_kwargs = params["policy_kwargs"]
-        assert len(policy_kwargs["net_arch"]) in (1, 2, 3) and set(policy_kwargs["net_arch"]) <= set(zoo.NET_WIDTHS)
+        assert len(policy_kwargs["net_arch"]) in (1, 2, 3) and set(policy_kwargs["net_arch"]) <= set(sampler.NET_WIDTHS)
         # bin_width only where it means something, log_std_init only for Box action spaces.
         assert ("bin_width" in trial.params) == (params["binning"] == "timestep") == ("bin_width" in params)
         assert ("log_std_init" in policy_kwargs) == (n_actions > 0) == ("log_std_init" in trial.params)
@@ -262,8 +291,8 @@ def test_sampler_proposes_only_valid_combinations(n_actions, tune_n_envs):
         assert _same_hyperparams(_materialise(reloaded), params)
         seen.add((n_envs, params["target_kl"], callable(params["learning_rate"])))
         study.tell(trial, 0.0)
-    assert {n_envs for n_envs, _, _ in seen} == (set(zoo.N_ENVS) if tune_n_envs else {3})
-    assert {kl for _, kl, _ in seen} == set(zoo.TARGET_KLS)
+    assert {n_envs for n_envs, _, _ in seen} == (set(sampler.N_ENVS) if tune_n_envs else {3})
+    assert {kl for _, kl, _ in seen} == set(sampler.TARGET_KLS)
     assert {linear for _, _, linear in seen} == {True, False}
 
 
@@ -385,6 +414,7 @@ def gpg_run(tmp_path_factory) -> tuple[Path, str]:
     return cwd, output
 
 
+@pytest.mark.slow
 def test_train_gpg_uses_sb3_gpg_config(gpg_run):
     cwd, output = gpg_run
     assert f"Loading hyperparameters from: {zoo.config_path()}" in output
@@ -396,6 +426,7 @@ def test_train_gpg_uses_sb3_gpg_config(gpg_run):
     assert GPG.load(run_dir / "CartPole-v1.zip").group_size == 8
 
 
+@pytest.mark.slow
 def test_train_ppo_through_sb3_gpg_entry(tmp_path):
     output = run(
         "sb3_gpg.train",
@@ -406,6 +437,7 @@ def test_train_ppo_through_sb3_gpg_entry(tmp_path):
     assert (tmp_path / "logs" / "ppo" / "CartPole-v1_1" / "CartPole-v1.zip").is_file()
 
 
+@pytest.mark.slow
 def test_enjoy_prints_episode_returns(gpg_run):
     cwd, _ = gpg_run
     output = run("sb3_gpg.enjoy", "--env", "CartPole-v1", "-f", "logs", "--no-render", "-n", "300", cwd=cwd)
@@ -414,6 +446,7 @@ def test_enjoy_prints_episode_returns(gpg_run):
     assert "Mean reward:" in output
 
 
+@pytest.mark.slow
 def test_record_video_writes_mp4(gpg_run):
     cwd, _ = gpg_run
     run("sb3_gpg.cli", "record-video", "--env", "CartPole-v1", "-f", "logs", "-n", "60", "-o", "videos", cwd=cwd)
@@ -422,6 +455,7 @@ def test_record_video_writes_mp4(gpg_run):
     assert videos[0].read_bytes()[4:8] == b"ftyp"
 
 
+@pytest.mark.slow
 def test_plot_train_writes_image(gpg_run):
     cwd, _ = gpg_run
     output = run(
@@ -444,6 +478,7 @@ def test_plot_train_writes_image(gpg_run):
     assert image.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 
+@pytest.mark.slow
 def test_all_plots_writes_image_and_table(gpg_run):
     cwd, _ = gpg_run
     output = run(
@@ -456,6 +491,7 @@ def test_all_plots_writes_image_and_table(gpg_run):
     assert (cwd / "plots" / "results_cartpole-v1.svg").read_text().lstrip().startswith("<?xml")
 
 
+@pytest.mark.slow
 def test_cli_usage_errors(tmp_path):
     result = subprocess.run([sys.executable, "-m", "sb3_gpg.cli"], cwd=tmp_path, env=_env(), capture_output=True, text=True)
     assert result.returncode == 2 and "record-video" in result.stdout
@@ -465,6 +501,7 @@ def test_cli_usage_errors(tmp_path):
     assert result.returncode != 0 and "unknown command 'fly'" in result.stderr
 
 
+@pytest.mark.slow
 def test_optimize_on_sqlite_then_reload_trials(tmp_path):
     storage = "sqlite:///study.db"  # relative to the working directory
     output = run(
@@ -496,11 +533,11 @@ def test_optimize_chooses_n_envs_in_a_journal_study_that_resumes(tmp_path):
     storage = "tuning/study.log"  # an Optuna journal file, as rl-zoo3 opens ".log" storages
     study_line = ("--algo", "gpg", "--env", "CartPole-v1", "--storage", storage, "--study-name", "journal-study")
     # Random trials first, then TPE resumes the study (seeded: the same choices on every run).
-    for seed, n_trials, sampler in ((101, 2, "random"), (102, 1, "tpe")):
+    for seed, n_trials, method in ((101, 2, "random"), (102, 1, "tpe")):
         run(
             "sb3_gpg.train",
             *study_line,
-            *("--n-trials", str(n_trials), "--seed", str(seed), "--sampler", sampler, "--pruner", "median"),
+            *("--n-trials", str(n_trials), "--seed", str(seed), "--sampler", method, "--pruner", "median"),
             *("-f", "logs", "--optimization-log-path", "trials", *OPTIMIZE_FLAGS),
             cwd=tmp_path,
         )
@@ -510,7 +547,7 @@ def test_optimize_chooses_n_envs_in_a_journal_study_that_resumes(tmp_path):
     assert {trial.state for trial in study.trials} <= {optuna.trial.TrialState.COMPLETE, optuna.trial.TrialState.PRUNED}
     for trial in study.trials:
         n_envs = trial.params["n_envs"]
-        assert n_envs in zoo.N_ENVS and trial.user_attrs["episodes_per_rollout"] >= n_envs
+        assert n_envs in sampler.N_ENVS and trial.user_attrs["episodes_per_rollout"] >= n_envs
         # The trial trained on as many envs as it chose (rl-zoo3 saves each trial's best model).
         assert GPG.load(tmp_path / "trials" / f"trial_{trial.number}" / "best_model.zip").n_envs == n_envs
     # CartPole-v1's configuration has 8 envs; the trials chose their own.
@@ -538,12 +575,12 @@ def test_optimize_chooses_n_envs_in_a_journal_study_that_resumes(tmp_path):
 
 
 def needs_postgres(test):
-    """Mark a test that needs the PostgreSQL server of ``.ci/postgres.sh`` (skipped without one)."""
+    """Mark a test that needs the PostgreSQL server of ``.ci/postgres.sh`` (skipped without one); it runs workers (slow)."""
     skip = pytest.mark.skipif(
         not os.environ.get("SB3_GPG_PG_URL"),
         reason='needs a PostgreSQL server in SB3_GPG_PG_URL: run `eval "$(bash .ci/postgres.sh)"` first (as .ci/run does)',
     )
-    return pytest.mark.postgres(skip(test))
+    return pytest.mark.slow(pytest.mark.postgres(skip(test)))
 
 
 @needs_postgres
@@ -642,6 +679,7 @@ def test_worker_killed_mid_trial_leaves_study_usable(tmp_path):
         optuna.delete_study(storage=url, study_name=study_name)
 
 
+@pytest.mark.slow
 def test_console_script(tmp_path):
     import shutil
 
