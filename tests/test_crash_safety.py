@@ -57,6 +57,7 @@ def test_crash_during_save_keeps_previous_file(tmp_path, monkeypatch):
     GPG.load(path)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("kill_after", [2.5, 3.3, 4.1])
 def test_sigkill_leaves_last_checkpoint_loadable_and_training_resumes(tmp_path, kill_after):
     process = subprocess.Popen([sys.executable, "-c", TRAIN_FOREVER, str(tmp_path)])
@@ -84,6 +85,7 @@ def test_sigkill_leaves_last_checkpoint_loadable_and_training_resumes(tmp_path, 
     assert not np.array_equal(params.numpy(), th.nn.utils.parameters_to_vector(model.policy.parameters()).detach().numpy())
 
 
+@pytest.mark.slow
 def test_sigkill_during_rl_zoo3_save_freq_checkpoints(tmp_path):
     pytest.importorskip("rl_zoo3")
     env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONUNBUFFERED": "1"}
