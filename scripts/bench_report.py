@@ -1,0 +1,359 @@
+"""
+Reports of ``scripts/benchmark.py`` from its runs' results: tables (pandas), aggregates, targets and curves.
+
+rliable would give the interquartile mean, the probability of improvement and the stratified bootstrap,
+but rliable 1.2.0 does not import with pandas 3: it needs ``arch<8``, whose newest release (7.2.0) fails
+on import (``TypeError: deprecate_kwarg() missing 1 required positional argument: 'new_arg_name'``), and
+``arch`` 8.0 rejects the ``random_state`` keyword rliable passes (``TypeError: Only NumPy arrays and pandas
+DataFrames and Series are supported in keyword arguments. Input `random_state` has type <class
+'NoneType'>``). They are computed here, with rliable's definitions (tested in ``tests/test_benchmark.py``).
+"""
+
+from collections.abc import Callable, Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from scipy.stats import trim_mean
+
+#: ``results.csv``'s columns; ``time_<part>_s`` follow for each of :data:`TIME_PARTS`.
+COLUMNS = """algo env_id seed n_timesteps env_steps final_mean final_std eval_episodes eval_timesteps auc threshold
+threshold_steps threshold_wall_s train_wall_s eval_wall_s setup_s steps_per_s params peak_rss_mib rss_imports_mib
+children_peak_rss_mib idle_fraction""".split()
+#: Parts of the training time: ``rollout``, ``updates`` and ``other`` measured by ``benchmark.TimedEvaluation``;
+#: ``env``, ``inference`` and ``advantages`` only by the earlier version of the benchmark, which patched the model.
+TIME_PARTS = ("env", "inference", "advantages", "updates", "other", "rollout")
+Results = Sequence[Mapping[str, Any]]
+
+
+def iqm(values: Any) -> float:
+    """
+    Interquartile mean: the mean after dropping ``floor(n / 4)`` values at each end.
+
+    :param values: scores (any shape)
+    :return: the interquartile mean (NaN for no values)
+    """
+    flat = np.asarray(values, dtype=float).ravel()
+    return float(trim_mean(flat, 0.25)) if flat.size else float("nan")
+
+
+def probability_of_improvement(x: Mapping[str, Any], y: Mapping[str, Any]) -> float:
+    """
+    Probability that a run of X beats a run of Y on a random task, ties counting half (Mann-Whitney).
+
+    :param x: run scores of X, by task
+    :param y: run scores of Y, by task
+    :return: the mean over the tasks both have (NaN if none)
+    """
+    per_task = [
+        np.mean(np.sign(np.subtract.outer(np.asarray(x[t], float), np.asarray(y[t], float))) / 2 + 0.5) for t in x if t in y
+    ]
+    return float(np.mean(per_task)) if per_task else float("nan")
+
+
+def stratified_bootstrap(statistic: Callable[..., float], samples: Sequence[Mapping[str, Any]], reps: int) -> list[float]:
+    """
+    A statistic and its 95% percentile interval, resampling each task's runs with replacement (seed 0).
+
+    :param statistic: function of ``len(samples)`` mappings task -> run scores
+    :param samples: the sample sets, one per argument of ``statistic``
+    :param reps: number of resamples
+    :return: ``[point, low, high]``
+    """
+    rng, data = np.random.default_rng(0), [{t: np.asarray(s, dtype=float) for t, s in x.items()} for x in samples]
+    draw = lambda s: s[rng.integers(0, len(s), size=len(s))]  # noqa: E731
+    values = np.array([statistic(*[{t: draw(s) for t, s in x.items()} for x in data]) for _ in range(reps)])
+    low, high = np.nanquantile(values, [0.025, 0.975]) if np.isfinite(values).any() else (np.nan, np.nan)
+    return [float(statistic(*data)), float(low), float(high)]
+
+
+def return_at_time(curve: Sequence[Mapping[str, Any]], seconds: float) -> float:
+    """
+    Evaluation return of a run stopped after ``seconds`` of training: that of its last evaluation by then.
+
+    :param curve: evaluations with ``wall_s`` (training seconds, evaluations excluded) and ``mean``
+    :param seconds: training seconds
+    :return: that return (the final one if the run ended earlier; NaN if none)
+    """
+    done = sorted((p for p in curve if p["wall_s"] <= seconds), key=lambda p: p["wall_s"])
+    return float(done[-1]["mean"]) if done else float("nan")
+
+
+def normalized(score: float, low: float | None, high: float | None) -> float | None:
+    """``(score - low) / (high - low)``: 0 at ``low`` (a random policy), 1 at ``high``; ``None`` if undefined."""
+    return None if low is None or high is None or high == low else (score - low) / (high - low)
+
+
+def runs_frame(results: Results, dtype: Any = object) -> pd.DataFrame:
+    """
+    ``results.csv``: one row per run.
+
+    :param results: run results
+    :param dtype: ``object`` writes integers and blanks as given; ``None`` infers numeric columns
+    :return: the table
+    """
+    times = [{f"time_{p}_s": r.get("time_s", {}).get(p) for p in TIME_PARTS} for r in results]
+    rows = [{**{c: r.get(c) for c in COLUMNS}, **t} for r, t in zip(results, times, strict=True)]
+    return pd.DataFrame(rows, columns=[*COLUMNS, *(f"time_{p}_s" for p in TIME_PARTS)], dtype=dtype)
+
+
+def markdown(df: pd.DataFrame, left: int = 2) -> str:
+    """A Markdown table whose columns after the first ``left`` are right-aligned."""
+    rule = ["---" if i < left else "---:" for i in range(df.shape[1])]
+    rows = [df.columns, rule, *df.itertuples(index=False)]
+    return "".join("|" + "|".join(map(str, row)) + "|\n" for row in rows)
+
+
+def _fmt(value: Any, spec: str = ".1f") -> str:
+    return "-" if value is None or pd.isna(value) else format(value, spec)
+
+
+def _seconds(value: float | None) -> str:
+    return "not reached" if value is None or pd.isna(value) else f"{value:.0f}" if value >= 100 else f"{value:.3g}"
+
+
+def _steps(n: float | None) -> str:
+    return "not reached" if n is None else f"{n / 1e3:g}k" if n < 1e6 else f"{n / 1e6:g}M"
+
+
+def _median_with_misses(values: Sequence[Any]) -> float | None:
+    """Median where a missing value (never reached) counts as infinite; ``None`` when that median is infinite."""
+    median = np.median(pd.Series(values, dtype=float).fillna(np.inf)) if len(values) else np.inf
+    return float(median) if np.isfinite(median) else None
+
+
+def aggregate(results: Results, tasks: Sequence[Any], algos: Sequence[str], reps: int) -> dict[str, Any]:
+    """
+    IQM of normalized scores (random 0, threshold 1) and probability of improvement, with bootstrap intervals.
+
+    :param results: run results
+    :param tasks: tasks (``env_id``, ``threshold``, ``random_score``)
+    :param algos: algorithms, in report order
+    :param reps: bootstrap resamples
+    :return: ``{"iqm": {metric: {algo: [point, low, high]}}, "probability_of_improvement": {metric: {"a>b": ...}}}``
+    """
+    by_task, pairs = {t.env_id: t for t in tasks}, [(a, b) for i, a in enumerate(algos) for b in algos[i + 1 :]]
+    agg: dict[str, Any] = {
+        "method": f"stratified bootstrap over runs within each task, {reps} resamples, 95% percentile intervals",
+        "normalization": "(score - random) / (threshold - random)",
+        "tasks_normalized": sorted(t.env_id for t in tasks if normalized(0.0, t.random_score, t.threshold) is not None),
+    }
+    pooled = lambda scores: iqm(np.concatenate(list(scores.values())))  # noqa: E731
+    for metric, field in (("final", "final_mean"), ("auc", "auc")):
+        raw: dict[str, dict[str, list]] = {a: {} for a in algos}
+        norm: dict[str, dict[str, list]] = {a: {} for a in algos}
+        for r in (r for r in results if r["algo"] in raw and r["env_id"] in by_task):
+            raw[r["algo"]].setdefault(r["env_id"], []).append(r[field])
+            task = by_task[r["env_id"]]
+            if (value := normalized(r[field], task.random_score, task.threshold)) is not None:
+                norm[r["algo"]].setdefault(r["env_id"], []).append(value)
+        agg.setdefault("iqm", {})[metric] = {a: stratified_bootstrap(pooled, [norm[a]], reps) for a in algos if norm[a]}
+        agg.setdefault("probability_of_improvement", {})[metric] = {
+            f"{a}>{b}": stratified_bootstrap(probability_of_improvement, [raw[a], raw[b]], reps)
+            for a, b in pairs
+            if set(raw[a]) & set(raw[b])
+        }
+    return agg
+
+
+def target_comparison(results: Results, tasks: Sequence[Any]) -> list[dict[str, Any]]:
+    """
+    GPG against PPO per task in the terms of the project's targets (tasks lacking runs of either are left out).
+
+    ``normalized_iqm``: GPG's final-return IQM over seeds with a random policy at 0 and PPO's IQM at 1.
+    ``gpg_wall_to_ppo_final``: median over GPG's seeds of the training seconds of the first evaluation at or
+    above PPO's mean final return (never: infinite). ``equal_time_iqm``: IQM over GPG's seeds of the return
+    of the last evaluation within PPO's median training time (the final one for ``gpg_seeds_done_earlier``
+    seeds, which finished earlier), normalized in ``equal_time_normalized``. Ratios: GPG's means over PPO's.
+
+    :param results: run results
+    :param tasks: tasks, in report order
+    :return: one row per task
+    """
+    rows = []
+    for task in tasks:
+        gpg, ppo = ([r for r in results if (r["env_id"], r["algo"]) == (task.env_id, a)] for a in ("gpg", "ppo"))
+        if not gpg or not ppo:
+            continue
+        mean = lambda runs, key: float(np.mean([r[key] for r in runs]))  # noqa: E731
+        ppo_final, ppo_wall = mean(ppo, "final_mean"), float(np.median([r["train_wall_s"] for r in ppo]))
+        walls = [next((p["wall_s"] for p in r["curve"] if p["mean"] >= ppo_final), None) for r in gpg]
+        iqm_gpg, iqm_ppo = iqm([r["final_mean"] for r in gpg]), iqm([r["final_mean"] for r in ppo])
+        gpg_wall, equal_time = _median_with_misses(walls), iqm([return_at_time(r["curve"], ppo_wall) for r in gpg])
+        row = {
+                "env_id": task.env_id, "final_iqm_gpg": iqm_gpg, "final_iqm_ppo": iqm_ppo, "ppo_final": ppo_final,
+                "normalized_iqm": normalized(iqm_gpg, task.random_score, iqm_ppo), "gpg_wall_to_ppo_final": gpg_wall,
+                "gpg_seeds_reaching_ppo_final": sum(w is not None for w in walls), "gpg_seeds": len(gpg),
+                "ppo_wall": ppo_wall, "wall_ratio": None if gpg_wall is None else gpg_wall / ppo_wall,
+                "equal_time_iqm": equal_time, "equal_time_normalized": normalized(equal_time, task.random_score, iqm_ppo),
+                "gpg_seeds_done_earlier": sum(r["train_wall_s"] < ppo_wall for r in gpg),
+                "steps_per_s_ratio": mean(gpg, "steps_per_s") / mean(ppo, "steps_per_s"),
+                "params_ratio": mean(gpg, "params") / mean(ppo, "params"),
+                "peak_rss_ratio": mean(gpg, "peak_rss_mib") / mean(ppo, "peak_rss_mib"),
+        }  # fmt: skip
+        rows.append(row)
+    return rows
+
+
+def curves_frame(results: Results) -> pd.DataFrame:
+    """``curves.csv``: one row per evaluation of each run."""
+    return pd.DataFrame(
+        [{"algo": r["algo"], "env_id": r["env_id"], "seed": r["seed"], **p} for r in results for p in r["curve"]]
+    )
+
+
+def plot_curves(out: Path, results: Results, algos: Sequence[str], thresholds: Mapping[str, Any]) -> None:
+    """
+    ``curves/<env>.png``: evaluation return against env steps and training seconds, mean and min-max over seeds.
+
+    :param out: output folder
+    :param results: run results (evaluation points that some seeds lack are left out)
+    :param algos: algorithms, in legend order
+    :param thresholds: threshold by task (a dashed line)
+    """
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        return print("matplotlib is not installed: no learning-curve plots (pip install 'sb3-gpg[plots]')")
+    (out / "curves").mkdir(parents=True, exist_ok=True)
+    for env_id, task_curves in curves_frame(results).groupby("env_id"):
+        fig, axes = plt.subplots(1, 2, figsize=(11, 4), sharey=True)
+        for algo, runs in ((a, task_curves[task_curves["algo"] == a]) for a in algos if a in set(task_curves["algo"])):
+            n_seeds, by_point = runs["seed"].nunique(), runs.groupby("nominal", sort=False)
+            points = (
+                by_point[["steps", "wall_s", "mean"]].mean().assign(low=by_point["mean"].min(), high=by_point["mean"].max())
+            )
+            points = points[by_point.size() == n_seeds]
+            for axis, field in zip(axes, ("steps", "wall_s"), strict=True):
+                p = points.sort_values(field, kind="stable")
+                (line,) = axis.plot(p[field], p["mean"], label=f"{algo.upper()} ({n_seeds} seeds)")
+                axis.fill_between(p[field], p["low"], p["high"], color=line.get_color(), alpha=0.2)
+        for axis, label in zip(axes, ("env steps", "training wall-clock (s)"), strict=True):
+            if thresholds.get(env_id) is not None:
+                axis.axhline(thresholds[env_id], color="grey", linestyle="--", linewidth=1, label="threshold")
+            axis.set(xlabel=label)
+            axis.grid(alpha=0.3)
+        axes[0].set(ylabel="evaluation return (deterministic)")
+        axes[0].legend()
+        fig.suptitle(f"{env_id}: mean over seeds, band = min-max")
+        fig.tight_layout()
+        fig.savefig(out / "curves" / f"{env_id}.png", dpi=100)
+        plt.close(fig)
+
+
+def benchmark_markdown(
+    results: Results, tasks: Sequence[Any], algos: Sequence[str], agg: Mapping[str, Any], command: str
+) -> str:
+    """
+    ``benchmark.md``: rl-zoo3's table, per-task details, the targets, the aggregates and the tasks.
+
+    :param results: run results
+    :param tasks: tasks, in report order
+    :param algos: algorithms, in report order
+    :param agg: output of :func:`aggregate`
+    :param command: command line of the sweep
+    :return: the Markdown text
+    """
+    runs = runs_frame(results, dtype=None).assign(
+        order=lambda df: df["env_id"].map({t.env_id: i for i, t in enumerate(tasks)})
+    )
+    episodes = pd.DataFrame(
+        [(r["algo"], r["env_id"], x) for r in results for x in r["episode_returns"]], columns=["a", "e", "x"]
+    )
+    pooled = episodes.groupby(["a", "e"])["x"]
+    zoo = [
+        [a, e, f"{pooled.get_group((a, e)).mean():.3f}", f"{pooled.get_group((a, e)).std(ddof=0):.3f}",
+         _steps(g["n_timesteps"].iloc[0]), g["eval_timesteps"].sum(), len(pooled.get_group((a, e)))]
+        for (a, _, e), g in runs.groupby(["algo", "order", "env_id"])
+    ]  # fmt: skip
+    details = [
+        [e, a, len(g), f"{g['final_mean'].mean():.1f} +/- {g['final_mean'].std(ddof=0):.1f}", f"{g['auc'].mean():.1f}",
+         _fmt(g["threshold"].iloc[0], "g"), f"{_steps(_median_with_misses(g['threshold_steps']))} "
+         f"({g['threshold_steps'].notna().sum()}/{len(g)})", _seconds(_median_with_misses(g["threshold_wall_s"])),
+         f"{g['steps_per_s'].mean():.0f}", _seconds(g["train_wall_s"].mean()), g["params"].iloc[0],
+         f"{g['peak_rss_mib'].mean():.0f}", _fmt(100 * g["time_rollout_s"].astype(float).div(g["train_wall_s"]).mean(), ".0f"),
+         _fmt(100 * g["time_updates_s"].astype(float).div(g["train_wall_s"]).mean(), ".0f")]
+        for (e, a), g in runs.groupby(["env_id", "algo"])
+    ]  # fmt: skip
+    targets = [
+        [t["env_id"], f"{t['final_iqm_gpg']:.1f} / {t['final_iqm_ppo']:.1f}", _fmt(t["normalized_iqm"], ".2f"),
+         f"{_seconds(t['gpg_wall_to_ppo_final'])} ({t['gpg_seeds_reaching_ppo_final']}/{t['gpg_seeds']}) / "
+         f"{_seconds(t['ppo_wall'])}", _fmt(t["wall_ratio"], ".2f"), f"{t['equal_time_iqm']:.1f} "
+         f"({_fmt(t['equal_time_normalized'], '.2f')}; {t['gpg_seeds_done_earlier']} done)",
+         f"{t['steps_per_s_ratio']:.2f}", f"{t['params_ratio']:.2f}", f"{t['peak_rss_ratio']:.3f}"]
+        for t in target_comparison(results, tasks)
+    ]  # fmt: skip
+    estimates = [
+        [f"{kind} {label}", name.replace(">", " > "), f"{p:.3f}", f"[{low:.3f}, {high:.3f}]"]
+        for kind, key in (("IQM normalized", "iqm"), ("P(improvement),", "probability_of_improvement"))
+        for metric, label in (("final", "final return"), ("auc", "AUC"))
+        for name, (p, low, high) in agg[key].get(metric, {}).items()
+    ]
+    table = lambda rows, columns, left=2: markdown(pd.DataFrame(rows, columns=columns.split("|")), left)  # noqa: E731
+    details_columns = "env|algo|seeds|final return|AUC|threshold|steps to threshold|s to threshold|steps/s|train s|params"
+    details_columns += "|peak RSS MiB|rollout %|updates %"
+    targets_columns = "env|final IQM|normalized|s to PPO's final / PPO's s|ratio|at PPO's time|steps/s ratio|params ratio"
+    targets_columns += "|peak RSS ratio"
+    return f"""# GPG vs PPO (rl-zoo3)
+
+Command: `{command}`
+
+## Performance of trained agents (rl-zoo3 format)
+
+Deterministic evaluation after `n_timesteps` env steps, pooled over seeds (`eval_episodes` = seeds x episodes).
+
+{table(zoo, "algo|env_id|mean_reward|std_reward|n_timesteps|eval_timesteps|eval_episodes")}
+## Details (mean over seeds; +/- is the std over seeds)
+
+`AUC`: mean evaluation return over training. `to threshold`: median over seeds of the env steps / training seconds
+of the first evaluation at or above the threshold, a seed that never gets there counting as infinite; `(k/n)` seeds
+got there. Seconds and `steps/s` exclude evaluations. `peak RSS`: the run's whole process. `rollout %`, `updates %`:
+shares of training time from `on_rollout_start` to `on_rollout_end` and from there to the next rollout (`train()`).
+
+{table(details, details_columns)}
+## Against the targets (GPG / PPO per task)
+
+`normalized`: GPG's final-return IQM over seeds, with a random policy at 0 and PPO's IQM at 1 (targets: >= 0.8 on
+every task, >= 1 on four). `s to PPO's final`: median over GPG's seeds of the training seconds to PPO's mean final
+return (k/n seeds got there) / PPO's median training seconds; `ratio`: their ratio (target <= 0.6). `at PPO's time`:
+IQM over GPG's seeds of the evaluation return after PPO's median training seconds, and normalized as above (`done`:
+seeds that finished earlier, with their final return). Ratios of means: targets steps/s >= 1.3, params <= 0.55, peak
+RSS < 1, each algorithm with its own configuration.
+
+{table(targets, targets_columns, 1)}
+## Aggregate over tasks
+
+{agg["method"]}. Normalized score: {agg["normalization"]} (tasks: {", ".join(agg["tasks_normalized"]) or "none"}).
+P(X > Y): chance that a run of X beats a run of Y on the same task (ties count half), averaged over tasks.
+
+{table(estimates, "metric|algo|estimate|95% CI")}
+## Tasks
+
+{markdown(pd.DataFrame([vars(t) for t in tasks]).astype(object).fillna("none"), 1)}
+Learning curves: `curves/<env>.png`. Per-seed numbers: `results.csv`, `results.json`.
+"""
+
+
+def reports(results: Results, tasks: Sequence[Any], algos: Sequence[str], reps: int, command: str) -> dict[str, Any]:
+    """
+    The report files of a sweep: ``results.json``/``.csv``, ``curves.csv``, ``aggregate.json`` and ``benchmark.md``.
+
+    :param results: results of the finished runs
+    :param tasks: tasks, in report order
+    :param algos: algorithms, in report order
+    :param reps: bootstrap resamples
+    :param command: command line, quoted in ``benchmark.md``
+    :return: each file's content (text, or an object to write as JSON), by file name
+    """
+    agg, runs = aggregate(results, tasks, algos, reps), runs_frame(results)
+    return {
+        "results.json": list(results),
+        "results.csv": runs.to_csv(index=False),
+        "curves.csv": curves_frame(results).astype(object).to_csv(index=False),
+        "aggregate.json": {**agg, "targets": target_comparison(results, tasks)},
+        "benchmark.md": benchmark_markdown(results, tasks, algos, agg, command),
+    }
