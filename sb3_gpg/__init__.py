@@ -3,6 +3,7 @@
 from sb3_gpg.buffers import GroupRolloutBuffer
 from sb3_gpg.gpg import GPG
 from sb3_gpg.policies import CnnPolicy, GPGCnnPolicy, GPGMultiInputPolicy, GPGPolicy, MlpPolicy, MultiInputPolicy
+from sb3_gpg.rollout import GroupRollout
 from sb3_gpg.version import __version__
 from sb3_gpg.wrappers import GroupResetWrapper, add_group_reset
 
@@ -13,6 +14,7 @@ __all__ = [
     "GPGMultiInputPolicy",
     "GPGPolicy",
     "GroupResetWrapper",
+    "GroupRollout",
     "GroupRolloutBuffer",
     "MlpPolicy",
     "MultiInputPolicy",

@@ -44,9 +44,8 @@ class GPG(OnPolicyAlgorithm):
     :param policy: The policy model to use (MlpPolicy, CnnPolicy, MultiInputPolicy)
     :param env: The environment to learn from (if registered in Gym, can be str)
     :param learning_rate: The learning rate, it can be a function of the current progress remaining (from 1 to 0)
-    :param group_size: Number of episodes per group, all started from the same state (>= 2). The
-        baseline of a bin is the mean of up to ``group_size`` returns: larger groups give a less noisy
-        baseline but fewer distinct start states per rollout. 8 is a good default; 4 to 32 are reasonable.
+    :param group_size: Number of episodes per group, all started from the same state (>= 2). Larger groups give a
+        less noisy baseline but fewer distinct start states per rollout. 8 is a good default; 4 to 32 are reasonable.
     :param n_groups: Number of groups per rollout; a rollout holds ``n_groups * group_size`` episodes,
         at least ``n_envs``. ``None`` gives each env about four episodes per rollout (less idle tail).
     :param binning: The binning function ``f(s, t)``: ``"timestep"`` (one baseline per time step, the
@@ -161,9 +160,8 @@ class GPG(OnPolicyAlgorithm):
             _init_setup_model=False,
             supported_action_spaces=None,  # checked below, with an error that says what is supported
         )
-        # The groups' reset seeds come from their own generator, seeded by the model's seed, so that a seeded
-        # run draws the same start states. It is created here, not in _setup_model, because load() runs
-        # _setup_model after restoring the saved attributes: a loaded model goes on drawing where it was saved.
+        # The groups' reset seeds come from their own seeded generator. Created here, not in _setup_model, which
+        # load() runs after restoring the saved attributes: a loaded model goes on drawing where it was saved.
         self._group_seed_rng = np.random.default_rng(self.seed)
         self._starts_checked = False  # the envs' start states are checked on the first rollout (per env)
         self._zero_advantages_reported = False
@@ -173,17 +171,14 @@ class GPG(OnPolicyAlgorithm):
         if _init_setup_model:
             self._setup_model()
 
-    # ------------------------------------------------------------------ setup
-
     @property
     def episodes_per_rollout(self) -> int:
         """Number of episodes collected per rollout (``n_groups * group_size``)."""
         return self._n_groups() * self.group_size
 
     def _n_groups(self) -> int:
-        if self.n_groups is not None:
-            return self.n_groups
-        return max(1, math.ceil(4 * self.n_envs / self.group_size))
+        # n_groups=None: about four episodes per env and rollout, so that only the rollout's tail is idle
+        return self.n_groups or max(1, math.ceil(4 * self.n_envs / self.group_size))
 
     def _check_n_envs(self) -> None:
         if self.n_groups is not None and self.n_groups * self.group_size < self.n_envs:
@@ -234,8 +229,6 @@ class GPG(OnPolicyAlgorithm):
         self._episode_step_limit = configure_envs(self.env, self.max_episode_steps)  # type: ignore[arg-type]
         self._starts_checked = False
 
-    # ------------------------------------------------------------------ rollouts
-
     def collect_rollouts(  # type: ignore[override]
         self,
         env: VecEnv,
@@ -246,11 +239,9 @@ class GPG(OnPolicyAlgorithm):
         """
         Collect ``n_groups`` groups of ``group_size`` whole episodes and compute their advantages.
 
-        A :class:`~sb3_gpg.rollout.GroupRollout` decides which env plays which episode of which group and
-        arms each env's next reset with its group's seed, so the env's own auto-reset (through every
-        ``VecEnv`` wrapper) starts the next episode at once. Envs with nothing left to play keep stepping
-        until the rollout's last episode ends ("idle" steps, counted in ``num_timesteps`` and logged as
-        ``rollout/idle_fraction``).
+        A :class:`~sb3_gpg.rollout.GroupRollout` decides which env plays which episode of which group and arms
+        the envs' resets. Envs with nothing left to play keep stepping until the rollout's last episode ends
+        ("idle" steps, counted in ``num_timesteps`` and logged as ``rollout/idle_fraction``).
 
         :param env: The training environment
         :param callback: Callback that will be called at each step (and at the beginning and end of the rollout)
@@ -325,14 +316,12 @@ class GPG(OnPolicyAlgorithm):
             # Common once a task is solved (every episode reaches the time limit with the same return):
             # said once per model at verbose 1, every time at verbose 2, always logged.
             if self.verbose >= 2 or (self.verbose >= 1 and not self._zero_advantages_reported):
+                more = "." if self.verbose >= 2 else "; verbose=2 prints each one."
                 print(
-                    "GPG: every advantage of this rollout is zero (all returns equal within their bins, for example "
-                    "when every episode reaches the time limit): this rollout leaves the policy unchanged. Such rollouts "
-                    "are logged as gpg/all_advantages_zero" + ("." if self.verbose >= 2 else "; verbose=2 prints each one.")
+                    "GPG: every advantage of this rollout is zero (all returns equal within their bins, for example when "
+                    f"every episode reaches the time limit): the policy is unchanged. Logged as gpg/all_advantages_zero{more}"
                 )
                 self._zero_advantages_reported = True
-
-    # ------------------------------------------------------------------ training
 
     def train(self) -> None:
         """Update the policy with PPO's clipped surrogate objective on the current rollout (PPO's train() minus the critic)."""
@@ -427,8 +416,6 @@ class GPG(OnPolicyAlgorithm):
             reset_num_timesteps=reset_num_timesteps,
             progress_bar=progress_bar,
         )
-
-    # ------------------------------------------------------------------ persistence
 
     def _excluded_save_params(self) -> list[str]:
         # The base class's critic and fixed-rollout parameters (see __init__), and what is found out again per env.

@@ -59,6 +59,8 @@ def refuse_ppo_kwargs(kwargs: dict[str, Any]) -> None:
 
 def check_positive_int(name: str, value: Any, minimum: int = 1) -> int:
     """
+    Refuse a value that is not an integer >= ``minimum`` (booleans included).
+
     :param name: Parameter name, for the error message.
     :param value: Value to check.
     :param minimum: Smallest value allowed.
