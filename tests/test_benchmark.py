@@ -1,12 +1,11 @@
 """
-``scripts/benchmark.py``: the smoke sweep and its resumption, the scaling mode, and the statistics.
-
-The command-line tests run the script in subprocesses, from a temporary directory (not the
-repository), into ``tmp_path``, with tiny budgets: together about a minute on two busy cores.
+``scripts/benchmark.py`` and ``scripts/bench_report.py``: statistics, targets and reports checked by hand,
+resumption from committed results, the timing callback, and (slow) the smoke sweep in a subprocess.
 """
 
 import csv
 import importlib.util
+import io
 import json
 import os
 import subprocess
@@ -21,300 +20,223 @@ pytest.importorskip("rl_zoo3")
 
 REPO = Path(__file__).resolve().parents[1]
 SCRIPT = REPO / "scripts" / "benchmark.py"
+COMMITTED = REPO / "benchmarks" / "gpg_vs_ppo" / "runs"
 
 
-def load_script() -> ModuleType:
-    """Import ``scripts/benchmark.py`` as a module (it is not part of the package)."""
-    spec = importlib.util.spec_from_file_location("sb3_gpg_benchmark_script", SCRIPT)
+def load(name: str) -> ModuleType:
+    """Import a module of ``scripts/`` (not part of the package)."""
+    spec = importlib.util.spec_from_file_location(name, REPO / "scripts" / f"{name}.py")
     assert spec is not None and spec.loader is not None
     module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module
+    sys.modules[name] = module
     spec.loader.exec_module(module)
     return module
 
 
-bench = load_script()
+bench, report = load("benchmark"), load("bench_report")
 
 
-def run_script(args: list[str], cwd: Path, timeout: float = 150) -> subprocess.CompletedProcess:
-    env = {**os.environ, "MPLBACKEND": "Agg"}
-    process = subprocess.run(
-        [sys.executable, str(SCRIPT), *args], cwd=cwd, env=env, capture_output=True, text=True, timeout=timeout
-    )
-    assert process.returncode == 0, f"exit {process.returncode}\nstdout:\n{process.stdout}\nstderr:\n{process.stderr}"
-    return process
-
-
-def read_csv(path: Path) -> list[dict[str, str]]:
-    with open(path, newline="") as file:
-        return list(csv.DictReader(file))
-
-
-# ----------------------------------------------------------------------------- command line
-
-
-def test_smoke_sweep_resumes_without_redoing_finished_runs(tmp_path: Path) -> None:
-    out = tmp_path / "out"
-    elsewhere = tmp_path / "cwd"
-    elsewhere.mkdir()
-    smoke = ["--smoke", "--out", str(out), "--n-timesteps", "2000", "--curve-episodes", "3"]
-
-    # An interrupted sweep: only the GPG run has finished.
-    first = run_script([*smoke, "--algos", "gpg"], elsewhere)
-    assert "0 finished earlier (skipped), 1 to run" in first.stdout
-    gpg_result = out / "runs" / "gpg" / "CartPole-v1" / "seed0" / "result.json"
-    stamp = gpg_result.stat().st_mtime_ns
-
-    # The full smoke sweep (both algorithms) runs PPO only.
-    second = run_script(smoke, elsewhere)
-    assert "1 finished earlier (skipped), 1 to run" in second.stdout
-    assert gpg_result.stat().st_mtime_ns == stamp
-    assert "ppo CartPole-v1 seed 0: final" in second.stdout
-    assert not list(elsewhere.iterdir()), "the script wrote into its working directory"
-
-    results = json.loads((out / "results.json").read_text())
-    assert sorted(r["algo"] for r in results) == ["gpg", "ppo"]
-    for result in results:
-        assert result["env_id"] == "CartPole-v1" and result["seed"] == 0
-        assert result["env_steps"] >= 2000 and result["eval_episodes"] == 20 and len(result["episode_returns"]) == 20
-        assert result["final_mean"] == pytest.approx(np.mean(result["episode_returns"]))
-        assert result["curve"][0]["nominal"] == 0 and result["curve"][-1]["nominal"] == "final"
-        assert result["threshold"] == 475.0
-        assert result["params"] > 0 and result["peak_rss_mib"] >= result["rss_imports_mib"] > 0
-        assert result["steps_per_s"] > 0 and result["train_wall_s"] > 0
-        assert sum(result["time_s"].values()) == pytest.approx(result["train_wall_s"])
-        assert min(result["time_s"][part] for part in ("env", "inference", "advantages", "updates")) > 0
-    by_algo = {r["algo"]: r for r in results}
-    assert 0.0 <= by_algo["gpg"]["idle_fraction"] < 1.0 and by_algo["ppo"]["idle_fraction"] is None
-    assert by_algo["gpg"]["hyperparams_file"].endswith("gpg.yml") and by_algo["ppo"]["hyperparams_file"].endswith("ppo.yml")
-    assert by_algo["ppo"]["hyperparams"]["n_steps"] == "32"  # rl-zoo3's tuned CartPole-v1 entry
-
-    rows = read_csv(out / "results.csv")
-    assert len(rows) == 2 and all(float(row["final_mean"]) == by_algo[row["algo"]]["final_mean"] for row in rows)
-    curve_rows = read_csv(out / "curves.csv")
-    assert {row["algo"] for row in curve_rows} == {"gpg", "ppo"} and all(float(row["steps"]) >= 0 for row in curve_rows)
-
-    aggregate = json.loads((out / "aggregate.json").read_text())
-    for metric in ("final", "auc"):
-        assert set(aggregate["iqm"][metric]) == {"gpg", "ppo"}
-        point, low, high = aggregate["probability_of_improvement"][metric]["gpg>ppo"]
-        assert 0.0 <= low <= point <= high <= 1.0
-
-    markdown = (out / "benchmark.md").read_text()
-    assert "|algo|env_id|mean_reward|std_reward|n_timesteps|eval_timesteps|eval_episodes|" in markdown
-    assert "|gpg|CartPole-v1|" in markdown and "|ppo|CartPole-v1|" in markdown
-    if importlib.util.find_spec("matplotlib") is not None:
-        assert (out / "curves" / "CartPole-v1.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
-
-    # Everything finished: nothing runs again, the reports are rewritten from the results.
-    third = run_script(smoke, elsewhere)
-    assert "2 finished earlier (skipped), 0 to run" in third.stdout
-    assert gpg_result.stat().st_mtime_ns == stamp
-    assert json.loads((out / "results.json").read_text()) == results
-
-
-def test_scaling_mode(tmp_path: Path) -> None:
-    out = tmp_path / "scaling"
-    elsewhere = tmp_path / "cwd"
-    elsewhere.mkdir()
-    run_script(["--scaling", "--smoke", "--out", str(out), "--scaling-n-envs", "1", "2", "--scaling-steps", "256"], elsewhere)
-    rows = read_csv(out / "scaling.csv")
-    assert [(row["vec_env"], int(row["n_envs"])) for row in rows] == [
-        ("dummy", 1),
-        ("dummy", 2),
-        ("subproc", 1),
-        ("subproc", 2),
+def run(algo: str, seed: int, final: float, curve: list[tuple[float, float]], wall: float, rate: float, **extra) -> dict:
+    """A run result with the fields the reports read; ``curve`` is ``(training seconds, mean return)`` pairs."""
+    points = [
+        {"nominal": i, "steps": 10 * i, "wall_s": w, "mean": m, "std": 0.0, "episodes": 1} for i, (w, m) in enumerate(curve)
     ]
-    for row in rows:
-        for column in ("random_steps_per_s", "gpg_steps_per_s", "ppo_steps_per_s"):
-            assert float(row[column]) > 0
-        assert int(row["gpg_env_steps"]) >= 256 and int(row["ppo_env_steps"]) >= 256
-    table = (out / "scaling.md").read_text()
-    assert table.count("\n|dummy|") == 2 and table.count("\n|subproc|") == 2
-    assert not list(elsewhere.iterdir())
+    result = {"algo": algo, "env_id": "CartPole-v1", "seed": seed, "n_timesteps": 100, "final_mean": final, "curve": points}
+    result |= {"train_wall_s": wall, "steps_per_s": rate, "params": 50 if algo == "gpg" else 100, "episode_returns": [final]}
+    result |= {"peak_rss_mib": 300.0 if algo == "gpg" else 400.0, "auc": final / 2, "eval_timesteps": 10, "time_s": {}}
+    return result | {"threshold": 475.0, "threshold_steps": None, "threshold_wall_s": None, **extra}
 
 
-# ----------------------------------------------------------------------------- statistics and helpers
+TASK = bench.Task("CartPole-v1", 100, "test", 10, 475.0, "test", 20.0)
 
 
 def test_interquartile_mean() -> None:
-    assert bench.interquartile_mean(np.arange(1, 9)) == pytest.approx(4.5)  # drops 1, 2 and 7, 8
-    assert bench.interquartile_mean(np.array([[10.0, 0.0], [1.0, 2.0]])) == pytest.approx(1.5)
-    assert bench.interquartile_mean(np.array([3.0])) == 3.0
-    assert bench.interquartile_mean(np.array([1.0, 2.0, 100.0])) == pytest.approx(103.0 / 3)  # fewer than 4: no cut
-    assert np.isnan(bench.interquartile_mean(np.array([])))
+    assert report.iqm(np.arange(1, 9)) == pytest.approx(4.5)  # drops 1, 2 and 7, 8
+    assert report.iqm([[10.0, 0.0], [1.0, 2.0]]) == pytest.approx(1.5)
+    assert report.iqm([1.0, 2.0, 100.0]) == pytest.approx(103.0 / 3)  # fewer than 4: no cut
+    assert np.isnan(report.iqm([]))
 
 
 def test_probability_of_improvement() -> None:
     # Pairs (1, 0) (1, 2) (2, 0) (2, 2): 1 + 0 + 1 + 0.5 out of 4.
-    assert bench.probability_of_improvement({"a": [1.0, 2.0]}, {"a": [0.0, 2.0]}) == pytest.approx(0.625)
-    # Averaged over tasks; a task only one side has is ignored.
-    x = {"a": [1.0, 2.0], "b": [5.0], "c": [9.0]}
-    y = {"a": [0.0, 2.0], "b": [6.0]}
-    assert bench.probability_of_improvement(x, y) == pytest.approx((0.625 + 0.0) / 2)
-    assert bench.probability_of_improvement(y, x) == pytest.approx((0.375 + 1.0) / 2)
-    assert np.isnan(bench.probability_of_improvement({"a": [1.0]}, {"b": [1.0]}))
+    assert report.probability_of_improvement({"a": [1.0, 2.0]}, {"a": [0.0, 2.0]}) == pytest.approx(0.625)
+    x, y = {"a": [1.0, 2.0], "b": [5.0], "c": [9.0]}, {"a": [0.0, 2.0], "b": [6.0]}  # "c": one side only, ignored
+    assert report.probability_of_improvement(x, y) == pytest.approx((0.625 + 0.0) / 2)
+    assert report.probability_of_improvement(y, x) == pytest.approx((0.375 + 1.0) / 2)
+    assert np.isnan(report.probability_of_improvement({"a": [1.0]}, {"b": [1.0]}))
 
 
 def test_stratified_bootstrap() -> None:
-    def iqm(sample: dict) -> float:
-        return bench.interquartile_mean(np.concatenate(list(sample.values())))
-
-    # Stratified: every resample keeps three runs of each task, so this IQM never changes
-    # (resampling the six runs together would give 0.0 or 1.0 at times).
-    point, low, high = bench.stratified_bootstrap(iqm, [{"a": [0.0, 0.0, 0.0], "b": [1.0, 1.0, 1.0]}], reps=300)
-    assert point == low == high == pytest.approx(0.5)
-    # One run per task: no spread.
-    assert bench.stratified_bootstrap(iqm, [{"a": [2.0]}], reps=50) == (2.0, 2.0, 2.0)
-    # A real spread: the interval holds the estimate, narrows with more runs, and is reproducible.
-    rng = np.random.default_rng(0)
-    small = {"a": rng.normal(size=10), "b": rng.normal(size=10)}
-    large = {"a": rng.normal(size=400), "b": rng.normal(size=400)}
-    point, low, high = bench.stratified_bootstrap(iqm, [small], reps=500)
-    assert low < point < high
-    _, large_low, large_high = bench.stratified_bootstrap(iqm, [large], reps=500)
-    assert large_low < 0.0 < large_high and large_high - large_low < high - low
-    assert bench.stratified_bootstrap(iqm, [small], reps=500) == (point, low, high)
-    # Two sample sets, resampled independently.
-    x, y = {"a": np.array([1.0, 3.0])}, {"a": np.array([2.0, 2.0])}
-    point, low, high = bench.stratified_bootstrap(bench.probability_of_improvement, [x, y], reps=500)
-    assert point == 0.5 and low == 0.0 and high == 1.0
+    # One run per task: every resample is the data, the interval collapses onto the point.
+    assert report.stratified_bootstrap(lambda s: s["a"].mean(), [{"a": [3.0]}], 50) == [3.0, 3.0, 3.0]
+    # Resampling stays within each task: a statistic of one task never sees the other's values.
+    samples = [{"a": [0.0, 1.0, 2.0, 3.0], "b": [100.0, 101.0]}]
+    point, low, high = report.stratified_bootstrap(lambda s: s["a"].mean(), samples, 500)
+    assert point == pytest.approx(1.5) and 0.0 <= low < point < high <= 3.0
+    assert report.stratified_bootstrap(lambda s: s["a"].mean(), samples, 500) == [point, low, high]  # seeded
 
 
-def test_curve_area_and_threshold_crossing() -> None:
-    assert bench.curve_area([0, 50, 100], [7.0, 7.0, 7.0], 100) == pytest.approx(7.0)
-    assert bench.curve_area([0, 100], [0.0, 1.0], 100) == pytest.approx(0.5)
-    # Flat before the first evaluation; a point past the budget sets the value at the budget.
-    assert bench.curve_area([50, 200], [2.0, 5.0], 100) == pytest.approx((50 * 2.0 + 50 * (2.0 + 3.0) / 2) / 100)
-    assert np.isnan(bench.curve_area([], [], 100))
-    curve = [{"steps": 0, "mean": 1.0}, {"steps": 10, "mean": 5.0}, {"steps": 20, "mean": 9.0}]
-    assert bench.first_crossing(curve, 5.0) == {"steps": 10, "mean": 5.0}
-    assert bench.first_crossing(curve, 10.0) is None and bench.first_crossing(curve, None) is None
-
-
-def test_zoo_entries_and_budgets() -> None:
-    path, key, entry = bench.zoo_entry("ppo", "CartPole-v1")
-    assert path.name == "ppo.yml" and key == "CartPole-v1" and entry["n_steps"] == 32
-    # ppo.yml tunes HalfCheetah-v4, not -v5: the older version's entry is used.
-    _, key, entry = bench.zoo_entry("ppo", "HalfCheetah-v5")
-    assert key == "HalfCheetah-v4" and entry["normalize"] is True
-    _, key, _ = bench.zoo_entry("ppo", "NoSuchEnv-v3")
-    assert key == "default"
-    path, key, _ = bench.zoo_entry("gpg", "CartPole-v1")
-    assert path == REPO / "hyperparams" / "gpg.yml" and key == "CartPole-v1"
-
-    args = bench.parse_args(["--tasks", "CartPole-v1", "Pendulum-v1", "--budget-scale", "0.5"])
-    tasks = bench.resolve_tasks(args)
-    assert [t.n_timesteps for t in tasks] == [50_000, 50_000] and [t.eval_freq for t in tasks] == [2500, 2500]
-    assert [t.threshold for t in tasks] == [475.0, -200.0]  # the env spec's, then EXTRA_THRESHOLDS
-    assert bench.normalized(475.0, tasks[0]) == pytest.approx(1.0)
-    assert bench.normalized(bench.RANDOM_SCORES["Pendulum-v1"], tasks[1]) == pytest.approx(0.0)
-    smoke = bench.parse_args(["--smoke"])
-    assert smoke.tasks == ["CartPole-v1"] and smoke.seeds == [0] and smoke.algos == ["gpg", "ppo"]
-    assert bench.parse_args([]).seeds == [0, 1, 2, 3, 4] and bench.parse_args([]).tasks == list(bench.DEFAULT_TASKS)
-
-
-def test_budget_shortens_one_task_and_says_so() -> None:
-    args = bench.parse_args(["--tasks", "CartPole-v1", "Pendulum-v1", "--budget", "Pendulum-v1=20000"])
-    cartpole, pendulum = bench.resolve_tasks(args)
-    assert cartpole.n_timesteps == 100_000 and cartpole.budget_source == "rl-zoo3 ppo.yml [CartPole-v1]"
-    assert pendulum.n_timesteps == 20_000 and pendulum.eval_freq == 1000
-    assert pendulum.budget_source == "--budget (rl-zoo3 ppo.yml [Pendulum-v1]: 100000)"
-    for bad, message in (
-        ("Pendulum-v1", "ENV=VALUE"),
-        ("Pendulum-v1=1e4x", "ENV=VALUE"),
-        ("Pendulum-v1=0", ">= 1"),
-        ("Acrobot-v1=5", "not among --tasks"),
-    ):
-        with pytest.raises(SystemExit, match=message):
-            bench.resolve_tasks(bench.parse_args(["--tasks", "CartPole-v1", "Pendulum-v1", "--budget", bad]))
+def test_curve_area_and_return_at_time() -> None:
+    assert bench.curve_area([0, 50, 100], [0.0, 10.0, 10.0], 100) == pytest.approx(7.5)  # 250 + 500 over 100 steps
+    assert bench.curve_area([0, 200], [0.0, 20.0], 100) == pytest.approx(5.0)  # a point past the budget interpolates
+    assert bench.curve_area([50], [4.0], 100) == pytest.approx(4.0) and np.isnan(bench.curve_area([], [], 100))
+    curve = [{"wall_s": w, "mean": m} for w, m in ((0.0, 1.0), (1.0, 2.0), (2.0, 3.0))]
+    assert report.return_at_time(curve, 1.5) == 2.0 and report.return_at_time(curve, 1.0) == 2.0
+    assert report.return_at_time(curve, 10.0) == 3.0 and np.isnan(report.return_at_time(curve, -1.0))
+    assert report.normalized(60.0, 20.0, 100.0) == pytest.approx(0.5) and report.normalized(1.0, 2.0, 2.0) is None
 
 
 def test_target_comparison_by_hand() -> None:
-    task = bench.Task("CartPole-v1", 100, "test", 50, 475.0, "test", 20.0)
-
-    def run(algo: str, seed: int, final: float, curve: list[tuple[float, float]], wall: float, rate: float) -> dict:
-        points = [{"steps": 0, "wall_s": w, "mean": m} for w, m in curve]
-        return {
-            "algo": algo,
-            "env_id": "CartPole-v1",
-            "seed": seed,
-            "final_mean": final,
-            "curve": points,
-            "train_wall_s": wall,
-            "steps_per_s": rate,
-            "params": 50 if algo == "gpg" else 100,
-            "peak_rss_mib": 300.0 if algo == "gpg" else 400.0,
-        }
-
     results = [
         run("ppo", 0, 100.0, [(0.0, 10.0), (10.0, 100.0)], 10.0, 1000.0),
         run("ppo", 1, 200.0, [(0.0, 10.0), (30.0, 200.0)], 30.0, 1000.0),
-        # PPO's final return is 150: GPG seed 0 reaches it at 2 s, seed 1 at 6 s, seed 2 never.
+        # PPO's final return is 150 (IQM 150), its median training time 20 s: GPG seed 0 reaches 150 at 2 s,
+        # seed 1 at 6 s, seed 2 never; at 20 s they have finished, with 160, 170 and 100.
         run("gpg", 0, 160.0, [(0.0, 10.0), (2.0, 150.0), (4.0, 160.0)], 4.0, 3000.0),
         run("gpg", 1, 170.0, [(0.0, 10.0), (3.0, 149.0), (6.0, 170.0)], 6.0, 2000.0),
         run("gpg", 2, 100.0, [(0.0, 10.0), (5.0, 100.0)], 5.0, 1000.0),
     ]
-    (row,) = bench.target_comparison(results, [task])
+    (row,) = report.target_comparison(results, [TASK])
     assert row["ppo_final"] == pytest.approx(150.0) and row["ppo_wall"] == pytest.approx(20.0)
     assert row["gpg_wall_to_ppo_final"] == pytest.approx(6.0) and row["gpg_seeds_reaching_ppo_final"] == 2
-    assert row["wall_ratio"] == pytest.approx(0.3)
-    assert row["steps_per_s_ratio"] == pytest.approx(2.0) and row["params_ratio"] == pytest.approx(0.5)
-    assert row["peak_rss_ratio"] == pytest.approx(0.75)
-    assert row["final_iqm_gpg"] == pytest.approx(bench.interquartile_mean(np.array([160.0, 170.0, 100.0])))
-    # Two of three seeds never getting there: the median is "not reached".
-    results[3]["curve"][-1]["mean"] = 140.0
-    (row,) = bench.target_comparison(results, [task])
+    assert row["wall_ratio"] == pytest.approx(0.3) and row["steps_per_s_ratio"] == pytest.approx(2.0)
+    assert row["params_ratio"] == pytest.approx(0.5) and row["peak_rss_ratio"] == pytest.approx(0.75)
+    assert row["final_iqm_gpg"] == pytest.approx(430.0 / 3) and row["final_iqm_ppo"] == pytest.approx(150.0)
+    assert row["normalized_iqm"] == pytest.approx((430.0 / 3 - 20.0) / (150.0 - 20.0))  # random 20 -> 0, PPO -> 1
+    assert row["equal_time_iqm"] == pytest.approx(430.0 / 3) and row["gpg_seeds_done_earlier"] == 3
+    # Equal wall-clock when PPO is faster (median 3.5 s): GPG's last evaluations by then are 150, 149 and 10.
+    for r, wall in zip(results[:2], (3.0, 4.0), strict=True):
+        r["train_wall_s"] = wall
+    (row,) = report.target_comparison(results, [TASK])
+    assert row["equal_time_iqm"] == pytest.approx(309.0 / 3) and row["gpg_seeds_done_earlier"] == 0
+    assert row["equal_time_normalized"] == pytest.approx((309.0 / 3 - 20.0) / 130.0)
+    results[3]["curve"][-1]["mean"] = 140.0  # two of three seeds never get there: "not reached"
+    (row,) = report.target_comparison(results, [TASK])
     assert row["gpg_wall_to_ppo_final"] is None and row["wall_ratio"] is None
-    # A task without runs of both algorithms is left out.
-    assert bench.target_comparison([r for r in results if r["algo"] == "gpg"], [task]) == []
+    assert report.target_comparison([r for r in results if r["algo"] == "gpg"], [TASK]) == []
 
 
-def test_finished_result_requires_same_settings(tmp_path: Path) -> None:
-    args = bench.parse_args(["--smoke"])
-    spec = bench.plan_runs(args, bench.resolve_tasks(args), tmp_path)[0]
-    result_file = Path(spec["run_dir"]) / "result.json"
-    assert bench.finished_result(spec) is None
-    bench.write_json_atomic(result_file, {"key": bench.run_key(spec), "final_mean": 1.0})
-    assert bench.finished_result(spec) == {"key": bench.run_key(spec), "final_mean": 1.0}
-    assert bench.finished_result({**spec, "eval_episodes": spec["eval_episodes"] + 1}) is None
-    # An edited configuration entry (hyperparams/gpg.yml tuned since) makes the run stale too.
+def test_reports_keep_the_columns_and_read_both_result_versions() -> None:
+    old_split = {"env": 1.0, "inference": 1.0, "advantages": 0.5, "updates": 2.0, "other": 0.5}
+    results = [
+        run("gpg", 0, 160.0, [(0.0, 10.0), (4.0, 160.0)], 5.0, 3000.0, time_s=old_split),
+        run(
+            "ppo", 0, 100.0, [(0.0, 10.0), (10.0, 100.0)], 10.0, 1000.0, time_s={"rollout": 6.0, "updates": 3.5, "other": 0.5}
+        ),
+    ]
+    files = report.reports(results, [TASK], ["gpg", "ppo"], 20, "python scripts/benchmark.py --test")
+    rows = list(csv.DictReader(io.StringIO(files["results.csv"])))
+    assert list(rows[0])[:27] == (REPO / "benchmarks/gpg_vs_ppo/results.csv").read_text().splitlines()[0].split(",")
+    assert rows[0]["time_updates_s"] == "2.0" and rows[0]["time_rollout_s"] == "" and rows[1]["time_env_s"] == ""
+    assert rows[1]["time_rollout_s"] == "6.0" and rows[0]["threshold_steps"] == "" and rows[0]["seed"] == "0"
+    assert len(list(csv.DictReader(io.StringIO(files["curves.csv"])))) == 4
+    markdown = files["benchmark.md"]
+    assert "|gpg|CartPole-v1|160.000|0.000|0.1k|10|1|" in markdown and "|ppo|CartPole-v1|100.000|" in markdown
+    assert "|CartPole-v1|gpg|1|160.0 +/- 0.0|80.0|475|not reached (0/1)|not reached|3000|5|50|300|-|40|" in markdown
+    assert "|CartPole-v1|ppo|1|100.0 +/- 0.0|50.0|475|not reached (0/1)|not reached|1000|10|100|400|60|35|" in markdown
+    # Against the targets: normalized (160 - 20) / (100 - 20); GPG finished (5 s) before PPO's 10 s.
+    assert "|CartPole-v1|160.0 / 100.0|1.75|4 (1/1) / 10|0.40|160.0 (1.75; 1 done)|3.00|0.50|0.750|" in markdown
+    assert files["aggregate.json"]["probability_of_improvement"]["final"]["gpg>ppo"] == [1.0, 1.0, 1.0]
+    assert json.loads(json.dumps(files["aggregate.json"]["targets"]))[0]["normalized_iqm"] == pytest.approx(1.75)
+
+
+def test_committed_results_are_finished_runs(tmp_path: Path) -> None:
+    # A result written by the earlier version (absolute config path in its key) is found by a spec that
+    # plans the same settings from another checkout, and only by one.
+    committed = json.loads((COMMITTED / "gpg" / "CartPole-v1" / "seed0" / "result.json").read_text())
+    (tmp_path / "result.json").write_text(json.dumps(committed))
+    spec = {**committed["key"], "run_dir": str(tmp_path), "threshold": 475.0, "torch_threads": 1}
+    spec["config"] = {**spec["config"], "file": "/elsewhere/hyperparams/gpg.yml"}
+    assert bench.finished_result(spec) == committed
+    assert bench.finished_result({**spec, "eval_episodes": 21}) is None
     edited = {**spec["config"], "values": {**spec["config"]["values"], "learning_rate": 0.5}}
     assert bench.finished_result({**spec, "config": edited}) is None
-    # The same entry read from another checkout (a fresh clone, another venv) is the same run,
-    # also for result files that stored the path.
-    moved = {**spec["config"], "file": "/elsewhere/hyperparams/gpg.yml"}
-    assert bench.finished_result({**spec, "config": moved}) is not None
-    bench.write_json_atomic(result_file, {"key": {**bench.run_key(spec), "config": spec["config"]}, "final_mean": 1.0})
-    assert bench.finished_result({**spec, "config": moved}) is not None
-    assert bench.finished_result({**spec, "config": {**edited, "file": moved["file"]}}) is None
-    result_file.write_text('{"key": ')  # a truncated file is not a result
+    # What the sweep plans is keyed exactly like the committed results.
+    args = bench.parse_args(["--tasks", "CartPole-v1", "--seeds", "0", "--out", str(tmp_path)])
+    planned = bench.plan_runs(args, bench.resolve_tasks(args), tmp_path)
+    assert [p["algo"] for p in planned] == ["gpg", "ppo"]
+    assert all(set(bench.run_key(p)) == set(committed["key"]) and p["eval_freq"] == 5000 for p in planned)
+    (tmp_path / "result.json").write_text('{"key": ')  # a truncated file is not a result
     assert bench.finished_result(spec) is None
+
+
+def test_zoo_entries_conf_and_budgets(tmp_path: Path) -> None:
+    path, key, entry = bench.zoo_entry("ppo", "CartPole-v1", {})
+    assert path.name == "ppo.yml" and key == "CartPole-v1" and entry["n_steps"] == 32
+    assert bench.zoo_entry("ppo", "HalfCheetah-v5", {})[1] == "HalfCheetah-v4"  # ppo.yml tunes -v4 only
+    assert bench.zoo_entry("ppo", "NoSuchEnv-v3", {})[1] == "default"
+    assert bench.zoo_entry("gpg", "CartPole-v1", {})[0].name == "gpg.yml"
+    variant = tmp_path / "variant.yml"
+    variant.write_text("Acrobot-v0:\n  n_envs: 2\nCartPole-v1:\n  n_envs: 4\n")
+    args = bench.parse_args(
+        ["--conf", f"gpg={variant}", "--tasks", "Acrobot-v1", "CartPole-v1", "--budget", "Acrobot-v1=2000"]
+    )
+    assert args.conf == {"gpg": str(variant)}
+    specs = bench.plan_runs(args, tasks := bench.resolve_tasks(args), tmp_path)
+    gpg = [s["config"] for s in specs if s["algo"] == "gpg"]
+    assert gpg[0] == {"file": str(variant), "entry": "Acrobot-v0", "values": {"n_envs": 2}} and gpg[-1]["values"] == {
+        "n_envs": 4
+    }
+    assert tasks[0].n_timesteps == 2000 and tasks[0].budget_source == "--budget (rl-zoo3 ppo.yml [Acrobot-v1]: 1000000)"
+    assert tasks[1].n_timesteps == 100_000 and tasks[1].eval_freq == 5000 and tasks[1].random_score == 23.7
+    for bad, message in (
+        ("--budget=Acrobot-v1", "NAME=VALUE"),
+        ("--budget=Acrobot-v1=0", ">= 1"),
+        ("--budget=Pong=5", "not among"),
+    ):
+        with pytest.raises(SystemExit, match=message):
+            bench.resolve_tasks(bench.parse_args(["--tasks", "Acrobot-v1", bad]))
+    with pytest.raises(SystemExit):
+        bench.parse_args(["--conf", "a2c=" + str(variant)])
+    assert bench.parse_args(["--smoke"]).n_timesteps == 3000 and bench.parse_args([]).seeds == [0, 1, 2, 3, 4]
+
+
+def test_timed_evaluation_splits_training_time() -> None:
+    from stable_baselines3 import PPO
+    from stable_baselines3.common.env_util import make_vec_env
+
+    model = PPO("MlpPolicy", make_vec_env("CartPole-v1", 2, seed=0), n_steps=64, batch_size=64, n_epochs=1, seed=0)
+    timing = bench.TimedEvaluation(make_vec_env("CartPole-v1", 1, seed=1), eval_freq=200, n_episodes=2, budget=512)
+    model.learn(512, callback=timing)
+    assert [p["nominal"] for p in timing.curve] == [0, 200, 400] and [p["steps"] for p in timing.curve] == [0, 200, 400]
+    assert [p["wall_s"] for p in timing.curve] == sorted(p["wall_s"] for p in timing.curve)
+    parts = sum(timing.seconds[k] for k in ("rollout", "updates", "other"))
+    assert parts == pytest.approx(timing.train_seconds, abs=1e-3) and timing.seconds["evaluation"] > 0
+    assert min(timing.seconds.values()) > 0 and timing.curve[-1]["wall_s"] < timing.train_seconds
 
 
 def test_run_jobs_runs_everything_and_reports_exit_codes(tmp_path: Path) -> None:
     jobs = [
-        bench.Job(
-            f"job{i}", [sys.executable, "-c", f"print('out {i}'); raise SystemExit({i % 2})"], tmp_path / f"{i}.log", tmp_path
-        )
-        for i in range(5)
+        ([sys.executable, "-c", f"print('out {i}'); raise SystemExit({i % 2})"], tmp_path / str(i) / "log") for i in range(5)
     ]
-    finished: dict[str, int] = {}
-    bench.run_jobs(jobs, 2, lambda job, code: finished.__setitem__(job.name, code))
-    assert finished == {f"job{i}": i % 2 for i in range(5)}
-    assert all((tmp_path / f"{i}.log").read_text().strip() == f"out {i}" for i in range(5))
+    finished: dict[int, int] = {}
+    bench.run_jobs(jobs, 2, finished.__setitem__, dict(os.environ))
+    assert finished == {i: i % 2 for i in range(5)}
+    assert all((tmp_path / str(i) / "log").read_text().strip() == f"out {i}" for i in range(5))
 
 
-def test_timers_measure_wrapped_methods() -> None:
-    class Thing:
-        def work(self, x: int) -> int:
-            return 2 * x
-
-    thing = Thing()
-    timers = bench.Timers()
-    timers.wrap(thing, "work", "work")
-    assert thing.work(3) == 6 and thing.work(4) == 8
-    assert timers.calls["work"] == 2 and timers.totals["work"] > 0
-    assert Thing().work(1) == 2  # other instances are untouched
-    split = bench.time_split(timers, 10.0)
-    assert split["other"] == pytest.approx(10.0) and sum(split.values()) == pytest.approx(10.0)
+@pytest.mark.slow
+def test_smoke_sweep_resumes_without_redoing_finished_runs(tmp_path: Path) -> None:
+    out, elsewhere = tmp_path / "out", tmp_path / "cwd"
+    elsewhere.mkdir()
+    smoke = [sys.executable, str(SCRIPT), "--smoke", "--out", str(out), "--n-timesteps", "2000", "--curve-episodes", "3"]
+    sweep = lambda *extra: subprocess.run([*smoke, *extra], cwd=elsewhere, capture_output=True, text=True, timeout=300)  # noqa: E731
+    first = sweep("--algos", "gpg")  # an interrupted sweep: only the GPG run has finished
+    assert first.returncode == 0 and "0 finished earlier (skipped), 1 to run" in first.stdout, first.stderr
+    gpg_result = out / "runs" / "gpg" / "CartPole-v1" / "seed0" / "result.json"
+    stamp = gpg_result.stat().st_mtime_ns
+    second = sweep()
+    assert second.returncode == 0 and "1 finished earlier (skipped), 1 to run" in second.stdout, second.stderr
+    assert gpg_result.stat().st_mtime_ns == stamp and not list(elsewhere.iterdir())
+    results = json.loads((out / "results.json").read_text())
+    for result in results:
+        assert result["env_steps"] >= 2000 and len(result["episode_returns"]) == 20
+        assert result["final_mean"] == pytest.approx(np.mean(result["episode_returns"]))
+        assert [p["nominal"] for p in result["curve"]] == [0, 1000, 2000, "final"]
+        assert sum(result["time_s"].values()) == pytest.approx(result["train_wall_s"], rel=1e-3)
+        assert result["params"] > 0 and result["peak_rss_mib"] >= result["rss_imports_mib"] > 0
+    by_algo = {r["algo"]: r for r in results}
+    assert 0.0 <= by_algo["gpg"]["idle_fraction"] < 1.0 and by_algo["ppo"]["hyperparams"]["n_steps"] == "32"
+    assert (out / "curves" / "CartPole-v1.png").read_bytes()[:4] == b"\x89PNG"
+    third = sweep("--report-only")
+    assert third.returncode == 0 and json.loads((out / "results.json").read_text()) == results
