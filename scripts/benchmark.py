@@ -121,13 +121,10 @@ class TimedEvaluation(BaseCallback):
 
     def evaluate(self, env: VecEnv, n_episodes: int, nominal: int | str) -> tuple[dict[str, Any], list[float], list[int]]:
         """
-        Evaluate the deterministic policy (time not counted as training time).
+        Evaluate the deterministic policy on ``n_episodes`` of ``env``, outside the training time.
 
-        :param env: evaluation VecEnv
-        :param n_episodes: number of episodes
-        :param nominal: the scheduled env step (``"final"`` after training)
-        :return: the curve point (``nominal``, ``steps``, ``wall_s``: training seconds, ``mean``, ``std``,
-            ``episodes``), the episodes' returns and lengths
+        :return: the curve point (``nominal``: the scheduled env step or ``"final"``; ``steps``; ``wall_s``: training
+            seconds; ``mean``, ``std`` and number of ``episodes``), the episodes' returns and lengths
         """
         start, wall = time.perf_counter(), self.train_seconds
         sync_envs_normalization(self.model.get_env(), env)
@@ -205,13 +202,7 @@ def zoo_entry(algo: str, env_id: str, conf: dict[str, str]) -> tuple[Path, str, 
 
 
 def random_score(env_id: str, episodes: int) -> float:
-    """
-    Mean return of uniformly random actions (env seeds 0, 1, ...; action space seed 0).
-
-    :param env_id: Gymnasium id
-    :param episodes: number of episodes
-    :return: the mean episode return
-    """
+    """Mean return of uniformly random actions over ``episodes`` episodes (env seeds 0, 1, ...; action space seed 0)."""
     import gymnasium as gym
 
     env, total = gym.make(env_id), 0.0
@@ -334,24 +325,18 @@ def run_worker(spec_file: Path) -> None:
     # The entry the run is keyed by, under the env's name, where rl-zoo3 looks (even for a fallback entry).
     config = run_dir / f"{spec['algo']}.yml"
     config.write_text(yaml.safe_dump({spec["env_id"]: spec["config"]["values"]}))
-    kwargs = {
-        "n_timesteps": spec["n_timesteps"],
-        "seed": spec["seed"],
-        "vec_env_type": spec["vec_env"],
-        "device": spec["device"],
-    }
     manager = ExperimentManager(
-        argparse.Namespace(**spec), spec["algo"], spec["env_id"], str(run_dir / "zoo"), eval_freq=0, save_freq=-1,
-        log_interval=1, verbose=0, config=str(config), **kwargs,
+        argparse.Namespace(**spec), spec["algo"], spec["env_id"], str(run_dir / "zoo"), n_timesteps=spec["n_timesteps"],
+        eval_freq=0, save_freq=-1, seed=spec["seed"], log_interval=1, verbose=0, vec_env_type=spec["vec_env"],
+        device=spec["device"], config=str(config),
     )  # fmt: skip
     setup_start = time.perf_counter()
     model, saved_hyperparams = manager.setup_experiment()
     model.set_logger(logger := configure(str(run_dir), ["csv"]))
     curve_env = manager.create_envs(1, eval_env=True)
     curve_env.seed(CURVE_SEED_OFFSET + spec["seed"])
-    manager.callbacks.append(
-        timing := TimedEvaluation(curve_env, spec["eval_freq"], spec["curve_episodes"], spec["n_timesteps"])
-    )
+    timing = TimedEvaluation(curve_env, spec["eval_freq"], spec["curve_episodes"], spec["n_timesteps"])
+    manager.callbacks.append(timing)
     setup_s = time.perf_counter() - setup_start
     manager.learn(model)
     logger.close()
@@ -397,13 +382,12 @@ def plan_runs(args: argparse.Namespace, tasks: Sequence[Task], out: Path) -> lis
         configs = {algo: zoo_entry(algo, task.env_id, args.conf) for algo in args.algos}
         for seed in args.seeds:
             for algo, (path, entry, values) in configs.items():
-                run = {"algo": algo, "env_id": task.env_id, "seed": seed, "n_timesteps": task.n_timesteps, **common}
-                run |= {
-                    "eval_freq": task.eval_freq,
-                    "threshold": task.threshold,
-                    "run_dir": str(out / "runs" / algo / task.env_id / f"seed{seed}"),
-                }
-                specs.append({**run, "config": {"file": str(path), "entry": entry, "values": values}})
+                run_dir, config = (
+                    out / "runs" / algo / task.env_id / f"seed{seed}",
+                    dict(file=str(path), entry=entry, values=values),
+                )
+                spec = dict(common, algo=algo, env_id=task.env_id, seed=seed, n_timesteps=task.n_timesteps, config=config)
+                specs.append(spec | dict(eval_freq=task.eval_freq, threshold=task.threshold, run_dir=str(run_dir)))
     return specs
 
 
@@ -455,12 +439,10 @@ def sweep(args: argparse.Namespace) -> int:
         info = {"command": " ".join(sys.argv), "args": vars(args), "tasks": [vars(t) for t in tasks], "versions": versions}
         write_atomic(out / "config.json", {**info, "python": sys.version, "cpus": os.cpu_count()})
         print(
-            f"{len(specs)} runs: {n_done} finished earlier (skipped), {len(todo)} to run, {args.n_jobs} at a time; output: {out}"
+            f"{len(specs)} runs: {n_done} finished earlier (skipped), {len(todo)} to run, {args.n_jobs} at a time, into {out}"
         )
         for t in tasks:
-            print(
-                f"  {t.env_id}: {t.n_timesteps} steps ({t.budget_source}), eval every {t.eval_freq}, threshold {t.threshold}"
-            )
+            print(f"  {t.env_id}: {t.n_timesteps} steps ({t.budget_source}), evaluated every {t.eval_freq}")
         for spec in todo:
             shutil.rmtree(spec["run_dir"], ignore_errors=True)  # interrupted, or from other settings: start afresh
             write_atomic(Path(spec["run_dir"]) / "spec.json", spec)
