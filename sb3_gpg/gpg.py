@@ -251,7 +251,9 @@ class GPG(OnPolicyAlgorithm):
         """
         self.policy.set_training_mode(False)
         group_seeds = self._group_seed_rng.integers(0, 2**31 - 1, size=self._n_groups())
-        rollout = GroupRollout(env, group_seeds, self.group_size, self._episode_step_limit, not self._starts_checked)
+        rollout = GroupRollout(
+            env, group_seeds, self.group_size, self._episode_step_limit, check_starts=not self._starts_checked
+        )
         rollout_buffer.reset()
         self._last_obs = rollout.reset()  # every env starts an episode of the rollout
         self._last_episode_starts = np.ones((env.num_envs,), dtype=bool)
