@@ -233,7 +233,7 @@ def parse_pairs(items: Sequence[str] | None, option: str, kind: type) -> dict[st
                 raise ValueError
         except ValueError:
             raise SystemExit(
-                f"{option} takes NAME=VALUE (VALUE a {kind.__name__}, >= 1 if int), not {name}{sep}{value}"
+                f"{option} takes NAME=VALUE{' (VALUE an integer >= 1)' * (kind is int)}, not {name}{sep}{value}"
             ) from None
     return values
 
