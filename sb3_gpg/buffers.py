@@ -1,7 +1,7 @@
 """Grouped rollout buffer: whole episodes, group Monte Carlo advantages, shuffled minibatches."""
 
 from collections.abc import Generator
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 import numpy as np
 import torch as th
@@ -43,6 +43,8 @@ class GroupRolloutBuffer:
     :param binning: Binning family (``"none"``, ``"timestep"``, ``"state"``, ``"grid"``) or a callable
     :param bin_width: Width of the time-step bins
     :param bin_eps: Width of the grid bins
+    :param baseline: ``"group"`` (binned group mean) or ``"knn"`` (see :func:`sb3_gpg.estimator.advantages`)
+    :param baseline_kwargs: Options of the baseline (:data:`sb3_gpg.estimator.BASELINE_OPTIONS`)
     """
 
     observations: np.ndarray | dict[str, np.ndarray]
@@ -67,7 +69,12 @@ class GroupRolloutBuffer:
         binning: str | BinningFn = "timestep",
         bin_width: int = 1,
         bin_eps: float = 0.1,
+        baseline: str = "group",
+        baseline_kwargs: dict[str, Any] | None = None,
     ) -> None:
+        estimator.check_baseline(baseline, baseline_kwargs)
+        self.baseline = baseline
+        self.baseline_kwargs = baseline_kwargs
         self.observation_space = observation_space
         self.action_space = action_space
         self.device = th.device(device)
@@ -158,7 +165,16 @@ class GroupRolloutBuffer:
         self.timesteps = estimator.timesteps_in_episode(self.episode_ids)
         self.returns = estimator.discounted_returns(self.rewards, self.episode_ids, self.gamma).astype(np.float32)
         self.bin_ids = estimator.compute_bins(self.binning, self.observations, self.timesteps, self.bin_width, self.bin_eps)
-        result = estimator.group_advantages(self.returns, self.group_ids, self.episode_ids, self.bin_ids)
+        result = estimator.advantages(
+            self.returns,
+            self.group_ids,
+            self.episode_ids,
+            self.bin_ids,
+            self.observations,
+            self.timesteps,
+            self.baseline,
+            self.baseline_kwargs,
+        )
         self.advantages = result.advantages.astype(np.float32)
         self.baselines = result.baselines.astype(np.float32)
         self.singleton_bin_fraction = result.singleton_bin_fraction

@@ -385,3 +385,78 @@ def knn_baselines(
         _, index = cKDTree(features[reference]).query(features[query], k=k)
         baselines[query] = returns[reference][index.reshape(int(query.sum()), k)].mean(axis=1)
     return baselines
+
+
+#: Options of each baseline (``baseline_kwargs`` of :func:`advantages`), with their defaults.
+BASELINE_OPTIONS: dict[str, dict[str, object]] = {
+    "group": {"leave_one_out": False, "min_bin_count": None, "per_bin_std": False},
+    "knn": {"n_neighbors": 16, "n_folds": 2, "time_weight": 1.0},
+}
+
+
+def check_baseline(baseline: str, baseline_kwargs: dict[str, object] | None) -> None:
+    """
+    Refuse an unknown baseline, or options that it does not take.
+
+    :param baseline: ``"group"`` or ``"knn"``.
+    :param baseline_kwargs: Options of the baseline (see :data:`BASELINE_OPTIONS`), or ``None``.
+    """
+    if baseline not in BASELINE_OPTIONS:
+        raise ValueError(f"baseline={baseline!r} is unknown: use one of {tuple(BASELINE_OPTIONS)}")
+    options = dict(baseline_kwargs or {})
+    unknown = set(options) - set(BASELINE_OPTIONS[baseline])
+    if unknown:
+        raise ValueError(
+            f"baseline_kwargs {sorted(unknown)} do not apply to baseline={baseline!r}, "
+            f"whose options are {BASELINE_OPTIONS[baseline]} (name: default)"
+        )
+    # Values that no rollout could use, refused now rather than at the first rollout.
+    checks = {
+        "min_bin_count": (lambda v: v is None or (_is_int(v) and v >= 2), "None or an integer >= 2"),
+        "n_neighbors": (lambda v: _is_int(v) and v >= 1, "an integer >= 1"),
+        "n_folds": (lambda v: _is_int(v) and v >= 2, "an integer >= 2 (at most the episodes per rollout)"),
+        "time_weight": (lambda v: isinstance(v, (int, float)) and v >= 0, "a number >= 0"),
+        "leave_one_out": (lambda v: isinstance(v, bool), "True or False"),
+        "per_bin_std": (lambda v: isinstance(v, bool), "True or False"),
+    }
+    for name, value in options.items():
+        valid, expected = checks[name]
+        if not valid(value):
+            raise ValueError(f"baseline_kwargs[{name!r}] must be {expected}, got {value!r}")
+
+
+def _is_int(value: object) -> bool:
+    return isinstance(value, (int, np.integer)) and not isinstance(value, bool)
+
+
+def advantages(
+    returns: np.ndarray,
+    group_ids: np.ndarray,
+    episode_ids: np.ndarray,
+    bin_ids: np.ndarray,
+    observations: np.ndarray | dict[str, np.ndarray],
+    timesteps: np.ndarray,
+    baseline: str = "group",
+    baseline_kwargs: dict[str, object] | None = None,
+) -> GroupAdvantages:
+    """
+    Advantages of a rollout with the chosen baseline: the binned group mean or the k-nearest-neighbour one.
+
+    :param returns: Monte Carlo return of each step.
+    :param group_ids: Group id of each step.
+    :param episode_ids: Episode id of each step; episodes are contiguous.
+    :param bin_ids: Bin id of each step (used by the ``"group"`` baseline).
+    :param observations: Observations of the steps (used by the ``"knn"`` baseline).
+    :param timesteps: Time step of each step within its episode (used by the ``"knn"`` baseline).
+    :param baseline: ``"group"`` (:func:`group_advantages`) or ``"knn"`` (:func:`knn_baselines`).
+    :param baseline_kwargs: Options of the baseline (see :data:`BASELINE_OPTIONS`).
+    :return: Advantages and baselines; for ``"knn"`` the bin counts are those of the group bins, for the record.
+    """
+    check_baseline(baseline, baseline_kwargs)
+    options = {**BASELINE_OPTIONS[baseline], **(baseline_kwargs or {})}
+    if baseline == "group":
+        return group_advantages(returns, group_ids, episode_ids, bin_ids, **options)  # type: ignore[arg-type]
+    time_weight = float(options.pop("time_weight"))  # type: ignore[arg-type]
+    knn = knn_baselines(knn_features(observations, timesteps, time_weight), returns, episode_ids, **options)  # type: ignore[arg-type]
+    binned = group_advantages(returns, group_ids, episode_ids, bin_ids)
+    return GroupAdvantages(np.asarray(returns, dtype=np.float64) - knn, knn, binned.bin_counts, binned.singleton_bin_fraction)

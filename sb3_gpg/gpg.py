@@ -56,6 +56,10 @@ class GPG(OnPolicyAlgorithm):
     :param bin_width: Time steps per bin with ``binning="timestep"``; raise it (e.g. 5-20) for long,
         variable-length episodes whose late time steps are visited by few episodes of a group.
     :param bin_eps: Grid width with ``binning="grid"``, in the units the policy sees (normalized under ``VecNormalize``)
+    :param baseline: ``"group"``: the mean first-visit return of the step's bin in its group (the paper's); ``"knn"``:
+        the mean return of the nearest steps of *other* episodes in observation-and-time space (cross-fitted; no bins)
+    :param baseline_kwargs: Options: ``leave_one_out``, ``min_bin_count`` (thin bins pool the rollout's groups) and
+        ``per_bin_std`` (GRPO) for ``"group"``; ``n_neighbors``, ``n_folds``, ``time_weight`` for ``"knn"`` (see estimator)
     :param max_episode_steps: Optional cap on episode length. Episodes also end at termination and at the
         env's time limit; truncated episodes are treated as finished (finite-horizon returns, no bootstrap).
     :param batch_size: Minibatch size. A rollout smaller than this is used as a single minibatch.
@@ -96,6 +100,8 @@ class GPG(OnPolicyAlgorithm):
         binning: str | BinningFn = "timestep",
         bin_width: int = 1,
         bin_eps: float = 0.1,
+        baseline: str = "group",
+        baseline_kwargs: dict[str, Any] | None = None,
         max_episode_steps: int | None = None,
         batch_size: int = 64,
         n_epochs: int = 10,
@@ -126,9 +132,10 @@ class GPG(OnPolicyAlgorithm):
         self.max_episode_steps = (
             None if max_episode_steps is None else check_positive_int("max_episode_steps", max_episode_steps)
         )
-        safety.check_group_args(group_size, binning, bin_eps)
+        safety.check_group_args(group_size, binning, bin_eps, baseline, baseline_kwargs)
         self.bin_eps = float(bin_eps)
         self.binning = binning
+        self.baseline, self.baseline_kwargs = baseline, baseline_kwargs
         self.clip_range = clip_range
         self.normalize_advantage = normalize_advantage
         self.target_kl = target_kl
@@ -200,6 +207,8 @@ class GPG(OnPolicyAlgorithm):
             binning=self.binning,
             bin_width=self.bin_width,
             bin_eps=self.bin_eps,
+            baseline=self.baseline,
+            baseline_kwargs=self.baseline_kwargs,
         )
         self.policy = self.policy_class(  # type: ignore[assignment]
             self.observation_space, self.action_space, self.lr_schedule, use_sde=self.use_sde, **self.policy_kwargs
@@ -410,14 +419,7 @@ class GPG(OnPolicyAlgorithm):
         reset_num_timesteps: bool = True,
         progress_bar: bool = False,
     ) -> SelfGPG:
-        return super().learn(
-            total_timesteps=total_timesteps,
-            callback=callback,
-            log_interval=log_interval,
-            tb_log_name=tb_log_name,
-            reset_num_timesteps=reset_num_timesteps,
-            progress_bar=progress_bar,
-        )
+        return super().learn(total_timesteps, callback, log_interval, tb_log_name, reset_num_timesteps, progress_bar)
 
     def _excluded_save_params(self) -> list[str]:
         # The base class's critic and fixed-rollout parameters (see __init__), and what is found out again per env.

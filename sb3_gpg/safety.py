@@ -71,14 +71,17 @@ def check_positive_int(name: str, value: Any, minimum: int = 1) -> int:
     return int(value)
 
 
-def check_group_args(group_size: int, binning: Any, bin_eps: Any) -> None:
+def check_group_args(group_size: int, binning: Any, bin_eps: Any, baseline: Any, baseline_kwargs: Any) -> None:
     """
-    Refuse a group size, binning or grid width with which GPG cannot learn.
+    Refuse a group size, binning, grid width or baseline with which GPG cannot learn.
 
     :param group_size: GPG's ``group_size`` (an integer >= 1, checked before).
     :param binning: GPG's ``binning``.
     :param bin_eps: GPG's ``bin_eps``.
+    :param baseline: GPG's ``baseline``.
+    :param baseline_kwargs: GPG's ``baseline_kwargs``.
     """
+    estimator.check_baseline(baseline, baseline_kwargs)
     if not (isinstance(bin_eps, (int, float)) and math.isfinite(bin_eps) and bin_eps > 0):
         raise ValueError(f"bin_eps must be a finite number > 0 (the grid width of binning='grid'), got {bin_eps!r}")
     if not (callable(binning) or binning in estimator.BINNINGS):

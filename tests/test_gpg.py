@@ -24,7 +24,7 @@ from stable_baselines3.common.evaluation import evaluate_policy
 from stable_baselines3.common.save_util import load_from_zip_file
 from stable_baselines3.common.vec_env import DummyVecEnv, SubprocVecEnv, VecFrameStack, VecNormalize
 
-from sb3_gpg import GPG, GroupResetWrapper, add_group_reset, safety
+from sb3_gpg import GPG, GroupResetWrapper, add_group_reset, estimator, safety
 from tests.envs import ConstantRewardEnv, EndlessEnv, KnownRewardEnv, ResetRecorder, with_seeded_spaces
 
 
@@ -280,6 +280,28 @@ def test_net_arch_dict_with_vf_warns():
 # ---------------------------------------------------------------------------- persistence
 
 
+@pytest.mark.parametrize(
+    "baseline,baseline_kwargs",
+    [
+        ("group", {"leave_one_out": True, "min_bin_count": 3, "per_bin_std": True}),
+        ("knn", {"n_neighbors": 4, "n_folds": 3, "time_weight": 0.5}),
+    ],
+)
+def test_baselines_reach_the_buffer_and_survive_save_load(tmp_path, baseline, baseline_kwargs):
+    model = GPG("MlpPolicy", "Pendulum-v1", group_size=3, n_groups=2, n_epochs=1, baseline=baseline, seed=0,
+                baseline_kwargs=baseline_kwargs)  # fmt: skip
+    model.learn(1)  # one rollout: 6 episodes of 200 steps
+    buffer = model.rollout_buffer
+    expected = estimator.advantages(buffer.returns, buffer.group_ids, buffer.episode_ids, buffer.bin_ids,
+                                    buffer.observations, buffer.timesteps, baseline, baseline_kwargs)  # fmt: skip
+    np.testing.assert_allclose(buffer.advantages, expected.advantages.astype(np.float32))
+    default = estimator.group_advantages(buffer.returns, buffer.group_ids, buffer.episode_ids, buffer.bin_ids)
+    assert not np.allclose(buffer.advantages, default.advantages), "the option changes the advantages"
+    model.save(tmp_path / "model")
+    loaded = GPG.load(tmp_path / "model", env=make_vec_env("Pendulum-v1"))
+    assert (loaded.rollout_buffer.baseline, loaded.rollout_buffer.baseline_kwargs) == (baseline, baseline_kwargs)
+
+
 def test_save_load_roundtrip_and_continue_training(tmp_path):
     model = GPG("MlpPolicy", "CartPole-v1", group_size=2, n_groups=2, n_epochs=2, seed=0)
     model.learn(300)
@@ -426,6 +448,10 @@ def test_group_seed_generator_survives_save_and_load(tmp_path):
         ({"binning": "bogus"}, "binning='bogus' is unknown"),
         ({"binning": "state"}, "binning='state' needs a Discrete observation space"),
         ({"max_episode_steps": 0}, "max_episode_steps"),
+        ({"baseline": "critic"}, "baseline='critic' is unknown"),
+        ({"baseline_kwargs": {"n_neighbors": 8}}, r"\['n_neighbors'\] do not apply to baseline='group'"),
+        ({"baseline_kwargs": {"min_bin_count": 1}}, r"baseline_kwargs\['min_bin_count'\] must be None or an integer >= 2"),
+        ({"baseline": "knn", "baseline_kwargs": {"n_folds": 1}}, r"baseline_kwargs\['n_folds'\] must be an integer >= 2"),
     ],
 )
 def test_configuration_errors(kwargs, match):
