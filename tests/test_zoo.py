@@ -315,6 +315,7 @@ HAND_TUNED_HALFCHEETAH = {
     "n_envs": 8,
     "group_size": 4,
     "episodes_per_env": 1,
+    "max_episode_steps": 200,
     "binning": "timestep",
     "bin_width": 1,
     "learning_rate": 3e-4,
@@ -342,6 +343,7 @@ def test_search_space_holds_the_hand_tuned_halfcheetah_settings(recwarn):
     assert not [message for message in messages if "out of the range" in message], messages
     assert trial.params == HAND_TUNED_HALFCHEETAH
     assert params["n_groups"] == 2 and params["group_size"] == 4 and params["batch_size"] == 256
+    assert params["max_episode_steps"] == 200
     assert math.isclose(params["gamma"], 0.95)
     assert callable(params["learning_rate"]) and params["learning_rate"](0.5) == pytest.approx(1.5e-4)
     policy_kwargs = {"net_arch": [256, 256], "activation_fn": nn.ReLU, "ortho_init": False, "log_std_init": -2.0}

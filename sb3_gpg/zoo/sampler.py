@@ -24,6 +24,9 @@ LR_SCHEDULES = ("constant", "linear")
 N_EPOCHS = (1, 5, 10, 20)
 CLIP_RANGES = (0.1, 0.2, 0.3, 0.4)
 TARGET_KLS = (None, 0.01, 0.02, 0.03, 0.05)
+#: Caps on the training episodes' length: shorter episodes give more policy updates per env step (the
+#: largest gain found by hand on HalfCheetah-v5), at the price of truncated returns near the cap.
+MAX_EPISODE_STEPS = (None, 100, 200, 500)
 NET_WIDTHS = (64, 128, 256, 512)
 #: Named architectures of the first search space (``net_arch``), still read by :func:`convert_gpg_params`.
 NET_ARCHS: dict[str, list[int]] = {"tiny": [64], "small": [64, 64], "medium": [256, 256]}
@@ -60,8 +63,9 @@ def sample_gpg_params(trial: optuna.Trial, n_actions: int, n_envs: int, addition
     (``--trial-id``): when the trial has already chosen it (:func:`~sb3_gpg.zoo.patches.tunable_n_envs`), it is suggested
     again from :data:`N_ENVS`; otherwise it is recorded as the single choice ``n_envs`` (then a study
     refuses workers with another ``n_envs``). ``bin_width`` is sampled only for ``"timestep"``
-    binning, and ``log_std_init`` only for Box action spaces (``n_actions > 0``). The learning rate
-    is constant or decays linearly to 0 (rl-zoo3's ``linear_schedule``).
+    binning, and ``log_std_init`` only for Box action spaces (``n_actions > 0``). ``max_episode_steps``
+    is ``None`` (the env's own limit) or a cap. The learning rate is constant or decays linearly to 0
+    (rl-zoo3's ``linear_schedule``).
 
     :param trial: Optuna trial
     :param n_actions: Action dimension of a Box action space, 0 otherwise (as rl-zoo3 passes it)
@@ -80,6 +84,7 @@ def sample_gpg_params(trial: optuna.Trial, n_actions: int, n_envs: int, addition
         trial.suggest_categorical("n_envs", [int(n_envs)])
     group_size = trial.suggest_categorical("group_size", list(GROUP_SIZES))
     trial.suggest_categorical("episodes_per_env", list(EPISODES_PER_ENV))
+    trial.suggest_categorical("max_episode_steps", list(MAX_EPISODE_STEPS))
     if trial.suggest_categorical("binning", list(BINNINGS)) == "timestep":
         trial.suggest_categorical("bin_width", list(BIN_WIDTHS))
     trial.suggest_float("learning_rate", 1e-5, 0.003, log=True)
