@@ -9,6 +9,7 @@ DataFrames and Series are supported in keyword arguments. Input `random_state` h
 'NoneType'>``). They are computed here, with rliable's definitions (tested in ``tests/test_benchmark.py``).
 """
 
+import itertools
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -28,12 +29,7 @@ Results = Sequence[Mapping[str, Any]]
 
 
 def iqm(values: Any) -> float:
-    """
-    Interquartile mean: the mean after dropping ``floor(n / 4)`` values at each end.
-
-    :param values: scores (any shape)
-    :return: the interquartile mean (NaN for no values)
-    """
+    """Interquartile mean of ``values`` (any shape): the mean after dropping ``floor(n / 4)`` at each end; NaN if none."""
     flat = np.asarray(values, dtype=float).ravel()
     return float(trim_mean(flat, 0.25)) if flat.size else float("nan")
 
@@ -73,7 +69,6 @@ def return_at_time(curve: Sequence[Mapping[str, Any]], seconds: float) -> float:
     Evaluation return of a run stopped after ``seconds`` of training: that of its last evaluation by then.
 
     :param curve: evaluations with ``wall_s`` (training seconds, evaluations excluded) and ``mean``
-    :param seconds: training seconds
     :return: that return (the final one if the run ended earlier; NaN if none)
     """
     done = sorted((p for p in curve if p["wall_s"] <= seconds), key=lambda p: p["wall_s"])
@@ -86,35 +81,32 @@ def normalized(score: float, low: float | None, high: float | None) -> float | N
 
 
 def runs_frame(results: Results, dtype: Any = object) -> pd.DataFrame:
-    """
-    ``results.csv``: one row per run.
-
-    :param results: run results
-    :param dtype: ``object`` writes integers and blanks as given; ``None`` infers numeric columns
-    :return: the table
-    """
+    """``results.csv``, one row per run: ``dtype=object`` writes integers and blanks as given, ``None`` infers."""
     times = [{f"time_{p}_s": r.get("time_s", {}).get(p) for p in TIME_PARTS} for r in results]
     rows = [{**{c: r.get(c) for c in COLUMNS}, **t} for r, t in zip(results, times, strict=True)]
     return pd.DataFrame(rows, columns=[*COLUMNS, *(f"time_{p}_s" for p in TIME_PARTS)], dtype=dtype)
 
 
+def curves_frame(results: Results) -> pd.DataFrame:
+    """``curves.csv``: one row per evaluation of each run."""
+    return pd.DataFrame(
+        [{"algo": r["algo"], "env_id": r["env_id"], "seed": r["seed"], **p} for r in results for p in r["curve"]]
+    )
+
+
 def markdown(df: pd.DataFrame, left: int = 2) -> str:
     """A Markdown table whose columns after the first ``left`` are right-aligned."""
     rule = ["---" if i < left else "---:" for i in range(df.shape[1])]
-    rows = [df.columns, rule, *df.itertuples(index=False)]
-    return "".join("|" + "|".join(map(str, row)) + "|\n" for row in rows)
+    return "".join("|" + "|".join(map(str, row)) + "|\n" for row in [df.columns, rule, *df.itertuples(index=False)])
 
 
 def _fmt(value: Any, spec: str = ".1f") -> str:
-    return "-" if value is None or pd.isna(value) else format(value, spec)
-
-
-def _seconds(value: float | None) -> str:
-    return "not reached" if value is None or pd.isna(value) else f"{value:.0f}" if value >= 100 else f"{value:.3g}"
-
-
-def _steps(n: float | None) -> str:
-    return "not reached" if n is None else f"{n / 1e3:g}k" if n < 1e6 else f"{n / 1e6:g}M"
+    """``value`` by ``spec`` (``"s"``: seconds, ``"steps"``: 150k, 1M); missing: ``-``, or ``not reached`` for those."""
+    if value is None or pd.isna(value):
+        return "not reached" if spec in ("s", "steps") else "-"
+    if spec == "steps":
+        return f"{value / 1e3:g}k" if value < 1e6 else f"{value / 1e6:g}M"
+    return (f"{value:.0f}" if value >= 100 else f"{value:.3g}") if spec == "s" else format(value, spec)
 
 
 def _median_with_misses(values: Sequence[Any]) -> float | None:
@@ -127,31 +119,35 @@ def aggregate(results: Results, tasks: Sequence[Any], algos: Sequence[str], reps
     """
     IQM of normalized scores (random 0, threshold 1) and probability of improvement, with bootstrap intervals.
 
-    :param results: run results
     :param tasks: tasks (``env_id``, ``threshold``, ``random_score``)
     :param algos: algorithms, in report order
-    :param reps: bootstrap resamples
     :return: ``{"iqm": {metric: {algo: [point, low, high]}}, "probability_of_improvement": {metric: {"a>b": ...}}}``
     """
-    by_task, pairs = {t.env_id: t for t in tasks}, [(a, b) for i, a in enumerate(algos) for b in algos[i + 1 :]]
+    scale = {
+        t.env_id: (t.random_score, t.threshold) for t in tasks if normalized(0.0, t.random_score, t.threshold) is not None
+    }
+    runs = pd.DataFrame(results, columns=["algo", "env_id", "final_mean", "auc"])
+    runs = runs[runs["algo"].isin(algos) & runs["env_id"].isin([t.env_id for t in tasks])]
     agg: dict[str, Any] = {
         "method": f"stratified bootstrap over runs within each task, {reps} resamples, 95% percentile intervals",
         "normalization": "(score - random) / (threshold - random)",
-        "tasks_normalized": sorted(t.env_id for t in tasks if normalized(0.0, t.random_score, t.threshold) is not None),
+        "tasks_normalized": sorted(scale),
+        "iqm": {},
+        "probability_of_improvement": {},
     }
     pooled = lambda scores: iqm(np.concatenate(list(scores.values())))  # noqa: E731
     for metric, field in (("final", "final_mean"), ("auc", "auc")):
-        raw: dict[str, dict[str, list]] = {a: {} for a in algos}
-        norm: dict[str, dict[str, list]] = {a: {} for a in algos}
-        for r in (r for r in results if r["algo"] in raw and r["env_id"] in by_task):
-            raw[r["algo"]].setdefault(r["env_id"], []).append(r[field])
-            task = by_task[r["env_id"]]
-            if (value := normalized(r[field], task.random_score, task.threshold)) is not None:
-                norm[r["algo"]].setdefault(r["env_id"], []).append(value)
-        agg.setdefault("iqm", {})[metric] = {a: stratified_bootstrap(pooled, [norm[a]], reps) for a in algos if norm[a]}
-        agg.setdefault("probability_of_improvement", {})[metric] = {
+        # Each algorithm's scores by task, tasks in order of appearance (the order of the bootstrap's draws).
+        raw = {
+            a: {e: s.to_numpy(float) for e, s in runs[runs["algo"] == a].groupby("env_id", sort=False)[field]} for a in algos
+        }
+        norm = {
+            a: {e: (s - scale[e][0]) / (scale[e][1] - scale[e][0]) for e, s in raw[a].items() if e in scale} for a in algos
+        }
+        agg["iqm"][metric] = {a: stratified_bootstrap(pooled, [norm[a]], reps) for a in algos if norm[a]}
+        agg["probability_of_improvement"][metric] = {
             f"{a}>{b}": stratified_bootstrap(probability_of_improvement, [raw[a], raw[b]], reps)
-            for a, b in pairs
+            for a, b in itertools.combinations(algos, 2)
             if set(raw[a]) & set(raw[b])
         }
     return agg
@@ -159,17 +155,13 @@ def aggregate(results: Results, tasks: Sequence[Any], algos: Sequence[str], reps
 
 def target_comparison(results: Results, tasks: Sequence[Any]) -> list[dict[str, Any]]:
     """
-    GPG against PPO per task in the terms of the project's targets (tasks lacking runs of either are left out).
+    GPG against PPO per task in the terms of the project's targets, one row per task with runs of both.
 
     ``normalized_iqm``: GPG's final-return IQM over seeds with a random policy at 0 and PPO's IQM at 1.
     ``gpg_wall_to_ppo_final``: median over GPG's seeds of the training seconds of the first evaluation at or
     above PPO's mean final return (never: infinite). ``equal_time_iqm``: IQM over GPG's seeds of the return
     of the last evaluation within PPO's median training time (the final one for ``gpg_seeds_done_earlier``
     seeds, which finished earlier), normalized in ``equal_time_normalized``. Ratios: GPG's means over PPO's.
-
-    :param results: run results
-    :param tasks: tasks, in report order
-    :return: one row per task
     """
     rows = []
     for task in tasks:
@@ -196,13 +188,6 @@ def target_comparison(results: Results, tasks: Sequence[Any]) -> list[dict[str, 
     return rows
 
 
-def curves_frame(results: Results) -> pd.DataFrame:
-    """``curves.csv``: one row per evaluation of each run."""
-    return pd.DataFrame(
-        [{"algo": r["algo"], "env_id": r["env_id"], "seed": r["seed"], **p} for r in results for p in r["curve"]]
-    )
-
-
 def plot_curves(out: Path, results: Results, algos: Sequence[str], thresholds: Mapping[str, Any]) -> None:
     """
     ``curves/<env>.png``: evaluation return against env steps and training seconds, mean and min-max over seeds.
@@ -213,15 +198,13 @@ def plot_curves(out: Path, results: Results, algos: Sequence[str], thresholds: M
     :param thresholds: threshold by task (a dashed line)
     """
     try:
-        import matplotlib
-
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
+        from matplotlib.figure import Figure
     except ImportError:
         return print("matplotlib is not installed: no learning-curve plots (pip install 'sb3-gpg[plots]')")
     (out / "curves").mkdir(parents=True, exist_ok=True)
     for env_id, task_curves in curves_frame(results).groupby("env_id"):
-        fig, axes = plt.subplots(1, 2, figsize=(11, 4), sharey=True)
+        fig = Figure(figsize=(11, 4))
+        axes = fig.subplots(1, 2, sharey=True)
         for algo, runs in ((a, task_curves[task_curves["algo"] == a]) for a in algos if a in set(task_curves["algo"])):
             n_seeds, by_point = runs["seed"].nunique(), runs.groupby("nominal", sort=False)
             points = (
@@ -242,22 +225,20 @@ def plot_curves(out: Path, results: Results, algos: Sequence[str], thresholds: M
         fig.suptitle(f"{env_id}: mean over seeds, band = min-max")
         fig.tight_layout()
         fig.savefig(out / "curves" / f"{env_id}.png", dpi=100)
-        plt.close(fig)
 
 
-def benchmark_markdown(
-    results: Results, tasks: Sequence[Any], algos: Sequence[str], agg: Mapping[str, Any], command: str
-) -> str:
+def reports(results: Results, tasks: Sequence[Any], algos: Sequence[str], reps: int, command: str) -> dict[str, Any]:
     """
-    ``benchmark.md``: rl-zoo3's table, per-task details, the targets, the aggregates and the tasks.
+    The report files of a sweep: ``results.json``/``.csv``, ``curves.csv``, ``aggregate.json`` and ``benchmark.md``
+    (rl-zoo3's table, per-task details, the targets, the aggregates and the tasks).
 
-    :param results: run results
     :param tasks: tasks, in report order
     :param algos: algorithms, in report order
-    :param agg: output of :func:`aggregate`
-    :param command: command line of the sweep
-    :return: the Markdown text
+    :param reps: bootstrap resamples
+    :param command: command line, quoted in ``benchmark.md``
+    :return: each file's content (text, or an object to write as JSON), by file name
     """
+    agg, targets = aggregate(results, tasks, algos, reps), target_comparison(results, tasks)
     runs = runs_frame(results, dtype=None).assign(
         order=lambda df: df["env_id"].map({t.env_id: i for i, t in enumerate(tasks)})
     )
@@ -266,26 +247,34 @@ def benchmark_markdown(
     )
     pooled = episodes.groupby(["a", "e"])["x"]
     zoo = [
-        [a, e, f"{pooled.get_group((a, e)).mean():.3f}", f"{pooled.get_group((a, e)).std(ddof=0):.3f}",
-         _steps(g["n_timesteps"].iloc[0]), g["eval_timesteps"].sum(), len(pooled.get_group((a, e)))]
+        [
+            a,
+            e,
+            f"{x.mean():.3f}",
+            f"{x.std(ddof=0):.3f}",
+            _fmt(g["n_timesteps"].iloc[0], "steps"),
+            g["eval_timesteps"].sum(),
+            len(x),
+        ]
         for (a, _, e), g in runs.groupby(["algo", "order", "env_id"])
-    ]  # fmt: skip
+        for x in [pooled.get_group((a, e))]
+    ]
     details = [
         [e, a, len(g), f"{g['final_mean'].mean():.1f} +/- {g['final_mean'].std(ddof=0):.1f}", f"{g['auc'].mean():.1f}",
-         _fmt(g["threshold"].iloc[0], "g"), f"{_steps(_median_with_misses(g['threshold_steps']))} "
-         f"({g['threshold_steps'].notna().sum()}/{len(g)})", _seconds(_median_with_misses(g["threshold_wall_s"])),
-         f"{g['steps_per_s'].mean():.0f}", _seconds(g["train_wall_s"].mean()), g["params"].iloc[0],
+         _fmt(g["threshold"].iloc[0], "g"), f"{_fmt(_median_with_misses(g['threshold_steps']), 'steps')} "
+         f"({g['threshold_steps'].notna().sum()}/{len(g)})", _fmt(_median_with_misses(g["threshold_wall_s"]), "s"),
+         f"{g['steps_per_s'].mean():.0f}", _fmt(g["train_wall_s"].mean(), "s"), g["params"].iloc[0],
          f"{g['peak_rss_mib'].mean():.0f}", _fmt(100 * g["time_rollout_s"].astype(float).div(g["train_wall_s"]).mean(), ".0f"),
          _fmt(100 * g["time_updates_s"].astype(float).div(g["train_wall_s"]).mean(), ".0f")]
         for (e, a), g in runs.groupby(["env_id", "algo"])
     ]  # fmt: skip
-    targets = [
+    targets_md = [
         [t["env_id"], f"{t['final_iqm_gpg']:.1f} / {t['final_iqm_ppo']:.1f}", _fmt(t["normalized_iqm"], ".2f"),
-         f"{_seconds(t['gpg_wall_to_ppo_final'])} ({t['gpg_seeds_reaching_ppo_final']}/{t['gpg_seeds']}) / "
-         f"{_seconds(t['ppo_wall'])}", _fmt(t["wall_ratio"], ".2f"), f"{t['equal_time_iqm']:.1f} "
+         f"{_fmt(t['gpg_wall_to_ppo_final'], 's')} ({t['gpg_seeds_reaching_ppo_final']}/{t['gpg_seeds']}) / "
+         f"{_fmt(t['ppo_wall'], 's')}", _fmt(t["wall_ratio"], ".2f"), f"{t['equal_time_iqm']:.1f} "
          f"({_fmt(t['equal_time_normalized'], '.2f')}; {t['gpg_seeds_done_earlier']} done)",
          f"{t['steps_per_s_ratio']:.2f}", f"{t['params_ratio']:.2f}", f"{t['peak_rss_ratio']:.3f}"]
-        for t in target_comparison(results, tasks)
+        for t in targets
     ]  # fmt: skip
     estimates = [
         [f"{kind} {label}", name.replace(">", " > "), f"{p:.3f}", f"[{low:.3f}, {high:.3f}]"]
@@ -298,7 +287,7 @@ def benchmark_markdown(
     details_columns += "|peak RSS MiB|rollout %|updates %"
     targets_columns = "env|final IQM|normalized|s to PPO's final / PPO's s|ratio|at PPO's time|steps/s ratio|params ratio"
     targets_columns += "|peak RSS ratio"
-    return f"""# GPG vs PPO (rl-zoo3)
+    text = f"""# GPG vs PPO (rl-zoo3)
 
 Command: `{command}`
 
@@ -324,7 +313,7 @@ IQM over GPG's seeds of the evaluation return after PPO's median training second
 seeds that finished earlier, with their final return). Ratios of means: targets steps/s >= 1.3, params <= 0.55, peak
 RSS < 1, each algorithm with its own configuration.
 
-{table(targets, targets_columns, 1)}
+{table(targets_md, targets_columns, 1)}
 ## Aggregate over tasks
 
 {agg["method"]}. Normalized score: {agg["normalization"]} (tasks: {", ".join(agg["tasks_normalized"]) or "none"}).
@@ -336,24 +325,10 @@ P(X > Y): chance that a run of X beats a run of Y on the same task (ties count h
 {markdown(pd.DataFrame([vars(t) for t in tasks]).astype(object).fillna("none"), 1)}
 Learning curves: `curves/<env>.png`. Per-seed numbers: `results.csv`, `results.json`.
 """
-
-
-def reports(results: Results, tasks: Sequence[Any], algos: Sequence[str], reps: int, command: str) -> dict[str, Any]:
-    """
-    The report files of a sweep: ``results.json``/``.csv``, ``curves.csv``, ``aggregate.json`` and ``benchmark.md``.
-
-    :param results: results of the finished runs
-    :param tasks: tasks, in report order
-    :param algos: algorithms, in report order
-    :param reps: bootstrap resamples
-    :param command: command line, quoted in ``benchmark.md``
-    :return: each file's content (text, or an object to write as JSON), by file name
-    """
-    agg, runs = aggregate(results, tasks, algos, reps), runs_frame(results)
     return {
         "results.json": list(results),
-        "results.csv": runs.to_csv(index=False),
+        "results.csv": runs_frame(results).to_csv(index=False),
         "curves.csv": curves_frame(results).astype(object).to_csv(index=False),
-        "aggregate.json": {**agg, "targets": target_comparison(results, tasks)},
-        "benchmark.md": benchmark_markdown(results, tasks, algos, agg, command),
+        "aggregate.json": {**agg, "targets": targets},
+        "benchmark.md": text,
     }

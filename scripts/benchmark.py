@@ -1,13 +1,12 @@
 """
 GPG against SB3 PPO, through rl-zoo3.
 
-For every task, seed and algorithm, a subprocess trains the model rl-zoo3's ``ExperimentManager``
-builds from ``hyperparams/gpg.yml`` (GPG), rl-zoo3's ``ppo.yml`` (PPO) or ``--conf ALGO=FILE``, by
-default with rl-zoo3's PPO budget of the task, with :class:`TimedEvaluation` attached; it then
-evaluates the policy on ``--eval-episodes`` fresh episodes and writes ``result.json`` atomically. A
-restarted sweep skips the runs whose result holds the same settings. ``bench_report.py`` writes the
-reports into ``--out``: ``results.csv``/``.json``, ``curves.csv``, ``curves/<env>.png``,
-``aggregate.json`` and ``benchmark.md``. Usage::
+For every task, seed and algorithm, a subprocess trains the model rl-zoo3's ``ExperimentManager`` builds from
+``hyperparams/gpg.yml`` (GPG), rl-zoo3's ``ppo.yml`` (PPO) or ``--conf ALGO=FILE``, by default with rl-zoo3's PPO
+budget of the task, with :class:`TimedEvaluation` attached; it then evaluates the policy on ``--eval-episodes`` fresh
+episodes and writes ``result.json`` atomically. A restarted sweep skips the runs whose result holds the same settings.
+``bench_report.py`` writes the reports into ``--out``: ``results.csv``/``.json``, ``curves.csv``,
+``curves/<env>.png``, ``aggregate.json`` and ``benchmark.md``. Usage::
 
     python scripts/benchmark.py --out benchmarks/gpg_vs_ppo --n-jobs 8
     python scripts/benchmark.py --smoke --out /tmp/smoke
@@ -18,7 +17,6 @@ import argparse
 import contextlib
 import csv
 import dataclasses
-import importlib.util
 import json
 import os
 import resource
@@ -27,15 +25,19 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Sequence
-from importlib import metadata
+from collections.abc import Callable, Sequence
+from importlib import metadata, util
 from pathlib import Path
 from typing import Any
 
+import gymnasium as gym
 import numpy as np
+import torch as th
 import yaml
 from stable_baselines3.common.callbacks import BaseCallback
 from stable_baselines3.common.evaluation import evaluate_policy
+from stable_baselines3.common.logger import configure
+from stable_baselines3.common.utils import set_random_seed
 from stable_baselines3.common.vec_env import VecEnv, sync_envs_normalization
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))  # bench_report, imported by the sweep only: the workers'
@@ -46,7 +48,7 @@ DEFAULT_TASKS = "CartPole-v1 Acrobot-v1 Pendulum-v1 LunarLander-v3 LunarLanderCo
 EXTRA_THRESHOLDS = {"Pendulum-v1": -200.0}
 #: Mean return of uniformly random actions (:func:`random_score`, 100 episodes); other tasks are measured (20).
 RANDOM_SCORES = dict(zip(DEFAULT_TASKS, (23.7, -497.1, -1207.6, -192.0, -212.7, -282.5, 16.7), strict=True))
-#: ``--smoke``: seed 0 on CartPole-v1, 3000 steps, 5 evaluation episodes every 1000.
+#: ``--smoke``'s defaults: seed 0 on CartPole-v1, 3000 steps, 5 evaluation episodes every 1000.
 SMOKE = {"tasks": ["CartPole-v1"], "seeds": [0], "n_timesteps": 3000, "eval_freq": 1000, "curve_episodes": 5}
 CURVE_SEED_OFFSET, FINAL_SEED_OFFSET = 20_000, 10_000  # evaluation envs' seeds (training envs: the run's seed)
 #: Settings that identify a run, with its configuration's entry and values: a result is reused only if they match.
@@ -86,20 +88,13 @@ def curve_area(steps: Sequence[float], returns: Sequence[float], budget: float) 
     return float(np.sum(np.diff(grid) * (values[1:] + values[:-1]) / 2.0) / budget)
 
 
-def zoo_glue() -> Any:
-    """sb3-gpg's rl-zoo3 glue (``register``, ``config_path``): the one place this script imports it."""
-    from sb3_gpg import zoo
-
-    return zoo
-
-
 class TimedEvaluation(BaseCallback):
     """
     Evaluation curve against env steps and training seconds, and the split of the training time.
 
-    Training seconds run from ``on_training_start`` to ``on_training_end``, evaluations excluded; of
-    them, ``rollout`` from ``on_rollout_start`` to ``on_rollout_end`` (env steps, inference, buffer,
-    advantages), ``updates`` from there to the next rollout (``train()``, logger dump), ``other`` the rest.
+    Training seconds run from ``on_training_start`` to ``on_training_end``, evaluations excluded; of them, ``rollout``
+    from ``on_rollout_start`` to ``on_rollout_end`` (env steps, inference, buffer, advantages), ``updates`` from there
+    to the next rollout (``train()``, logger dump), ``other`` the rest.
 
     :param eval_env: evaluation VecEnv (``VecNormalize`` statistics copied from the training env), or ``None``
     :param eval_freq: env steps between evaluations (the first at step 0)
@@ -187,9 +182,11 @@ def zoo_entry(algo: str, env_id: str, conf: dict[str, str]) -> tuple[Path, str, 
     if algo in conf:
         path = Path(conf[algo]).resolve()
     elif algo == "gpg":
-        path = Path(zoo_glue().config_path("gpg"))
+        from sb3_gpg.zoo import config_path  # rl-zoo3 and Optuna: imported only where needed
+
+        path = config_path("gpg")
     else:
-        package = Path(importlib.util.find_spec("rl_zoo3").origin).parent  # type: ignore[union-attr]
+        package = Path(util.find_spec("rl_zoo3").origin).parent  # type: ignore[union-attr]
         path = (package if (package / "hyperparams").is_dir() else package.parent) / "hyperparams" / f"{algo}.yml"
     entries = yaml.safe_load(path.read_text())
     split = {k: (name, int(v)) for k in [env_id, *entries] for name, sep, v in [k.rpartition("-v")] if sep and v.isdigit()}
@@ -203,8 +200,6 @@ def zoo_entry(algo: str, env_id: str, conf: dict[str, str]) -> tuple[Path, str, 
 
 def random_score(env_id: str, episodes: int) -> float:
     """Mean return of uniformly random actions over ``episodes`` episodes (env seeds 0, 1, ...; action space seed 0)."""
-    import gymnasium as gym
-
     env, total = gym.make(env_id), 0.0
     env.action_space.seed(0)
     for episode in range(episodes):
@@ -232,9 +227,8 @@ def parse_pairs(items: Sequence[str] | None, option: str, kind: type) -> dict[st
             if not (sep and name and value) or (kind is int and values[name] < 1):
                 raise ValueError
         except ValueError:
-            raise SystemExit(
-                f"{option} takes NAME=VALUE{' (VALUE an integer >= 1)' * (kind is int)}, not {name}{sep}{value}"
-            ) from None
+            hint = " (VALUE an integer >= 1)" if kind is int else ""
+            raise SystemExit(f"{option} takes NAME=VALUE{hint}, not {name}{sep}{value}") from None
     return values
 
 
@@ -245,8 +239,6 @@ def resolve_tasks(args: argparse.Namespace) -> list[Task]:
     :param args: parsed command line
     :return: the tasks, in command-line order
     """
-    import gymnasium as gym
-
     budgets, tasks = parse_pairs(args.budget, "--budget", int), []
     if unknown := sorted(set(budgets) - set(args.tasks)):
         raise SystemExit(f"--budget names {', '.join(unknown)}, which is not among --tasks")
@@ -312,13 +304,12 @@ def run_worker(spec_file: Path) -> None:
     :param spec_file: the run's ``spec.json`` (written by the sweep); the result goes beside it
     """
     spec, run_dir, start_process = json.loads(spec_file.read_text()), spec_file.parent, time.perf_counter()
-    import torch as th
     from rl_zoo3.exp_manager import ExperimentManager
-    from stable_baselines3.common.logger import configure
-    from stable_baselines3.common.utils import set_random_seed
+
+    from sb3_gpg.zoo import register
 
     rss = lambda who: resource.getrusage(who).ru_maxrss / (2**20 if sys.platform == "darwin" else 1024)  # noqa: E731  MiB
-    zoo_glue().register()
+    register()
     th.set_num_threads(spec["torch_threads"])
     set_random_seed(spec["seed"])
     rss_imports = rss(resource.RUSAGE_SELF)
@@ -382,16 +373,14 @@ def plan_runs(args: argparse.Namespace, tasks: Sequence[Task], out: Path) -> lis
         configs = {algo: zoo_entry(algo, task.env_id, args.conf) for algo in args.algos}
         for seed in args.seeds:
             for algo, (path, entry, values) in configs.items():
-                run_dir, config = (
-                    out / "runs" / algo / task.env_id / f"seed{seed}",
-                    dict(file=str(path), entry=entry, values=values),
-                )
+                config = dict(file=str(path), entry=entry, values=values)
                 spec = dict(common, algo=algo, env_id=task.env_id, seed=seed, n_timesteps=task.n_timesteps, config=config)
+                run_dir = out / "runs" / algo / task.env_id / f"seed{seed}"
                 specs.append(spec | dict(eval_freq=task.eval_freq, threshold=task.threshold, run_dir=str(run_dir)))
     return specs
 
 
-def run_jobs(jobs: Sequence[tuple[list[str], Path]], n_jobs: int, on_finish: Any, env: dict[str, str]) -> None:
+def run_jobs(jobs: Sequence[tuple[list[str], Path]], n_jobs: int, on_finish: Callable, env: dict[str, str]) -> None:
     """
     Run commands as subprocesses, ``n_jobs`` at a time, in order; on an exception the running ones are terminated.
 
@@ -461,18 +450,11 @@ def sweep(args: argparse.Namespace) -> int:
             )
             print(f"[{n_done}/{len(specs)}] {name}: {summary} | elapsed {elapsed:.0f} s, ETA {eta:.0f} s", flush=True)
 
-    def interrupt(signum: int, frame: Any) -> None:
-        raise KeyboardInterrupt
-
-    signal.signal(signal.SIGTERM, interrupt)  # SIGTERM stops the sweep like Ctrl-C: no running run looks finished
-    threads = str(args.torch_threads)
+    signal.signal(signal.SIGTERM, signal.default_int_handler)  # SIGTERM stops the sweep like Ctrl-C: no run looks finished
+    threads, script = str(args.torch_threads), str(Path(__file__).resolve())
     env = {**os.environ, "OMP_NUM_THREADS": threads, "MKL_NUM_THREADS": threads, "MPLBACKEND": "Agg"}
     jobs = [
-        (
-            [sys.executable, str(Path(__file__).resolve()), "--worker", str(Path(s["run_dir"]) / "spec.json")],
-            Path(s["run_dir"]) / "worker.log",
-        )
-        for s in todo
+        ([sys.executable, script, "--worker", f"{s['run_dir']}/spec.json"], Path(s["run_dir"]) / "worker.log") for s in todo
     ]
     try:
         run_jobs(jobs, args.n_jobs, on_finish, env)
@@ -495,23 +477,27 @@ def sweep(args: argparse.Namespace) -> int:
 
 def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     """
-    Parse the command line (``--smoke`` fills in its tiny defaults).
+    Parse the command line (with ``--smoke``, :data:`SMOKE` gives the defaults).
 
     :param argv: arguments (default: ``sys.argv[1:]``)
     :return: the arguments
     """
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     add = parser.add_argument
-    add("--tasks", nargs="+", help=f"Gymnasium ids (default: {' '.join(DEFAULT_TASKS)})")
-    add("--seeds", nargs="+", type=int, help="seeds (default: 0 1 2 3 4)")
+    add("--tasks", nargs="+", default=DEFAULT_TASKS, help=f"Gymnasium ids (default: {' '.join(DEFAULT_TASKS)})")
+    add("--seeds", nargs="+", type=int, default=[0, 1, 2, 3, 4], help="seeds (default: 0 1 2 3 4)")
     add("--algos", nargs="+", choices=ALGOS, default=list(ALGOS), help="algorithms (default: gpg ppo)")
     add("--conf", action="append", metavar="ALGO=FILE", help="an algorithm's rl-zoo3 configuration file; repeatable")
     add("--n-timesteps", type=int, help="env-step budget of every task (default: rl-zoo3's PPO budget)")
     add("--budget", action="append", metavar="ENV=STEPS", help="env-step budget of one task; repeatable")
     add("--eval-freq", type=int, help="env steps between evaluations (default: budget / 20)")
     add("--eval-episodes", type=int, default=20, help="episodes of the final evaluation (default: 20)")
-    add("--curve-episodes", type=int, help="episodes of each periodic evaluation (default: 10)")
-    add("--out", help="output folder (default: benchmarks/gpg_vs_ppo; --smoke: benchmarks/smoke)")
+    add("--curve-episodes", type=int, default=10, help="episodes of each periodic evaluation (default: 10)")
+    add(
+        "--out",
+        default="benchmarks/gpg_vs_ppo",
+        help="output folder (default: benchmarks/gpg_vs_ppo; --smoke: benchmarks/smoke)",
+    )
     add("--n-jobs", type=int, default=1, help="runs at once, one process each (default: 1)")
     add("--smoke", action="store_true", help="tiny budget, seed 0, CartPole-v1 only")
     add("--vec-env", choices=("dummy", "subproc"), default="dummy", help="VecEnv of the runs")
@@ -520,19 +506,14 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     add("--bootstrap-reps", type=int, default=2000, help="bootstrap resamples of the aggregates")
     add("--report-only", action="store_true", help="rewrite the reports from the finished runs, run nothing")
     add("--worker", help=argparse.SUPPRESS)
-    args = parser.parse_args(argv)
-    for name, value in (
-        SMOKE if args.smoke else {"tasks": DEFAULT_TASKS, "seeds": [0, 1, 2, 3, 4], "curve_episodes": 10}
-    ).items():
-        setattr(args, name, getattr(args, name) or value)
-    args.out = args.out or str(Path("benchmarks") / ("smoke" if args.smoke else "gpg_vs_ppo"))
+    if (args := parser.parse_args(argv)).smoke:
+        parser.set_defaults(**SMOKE, out="benchmarks/smoke")
+        args = parser.parse_args(argv)
     args.conf = parse_pairs(args.conf, "--conf", str)
     if bad := [f"{algo}={path}" for algo, path in args.conf.items() if algo not in ALGOS or not Path(path).is_file()]:
         parser.error(f"--conf {bad[0]}: ALGO must be one of {', '.join(ALGOS)} and FILE an existing file")
     if bad := [
-        name
-        for name in ("n_jobs", "eval_episodes", "curve_episodes", "torch_threads", "bootstrap_reps")
-        if getattr(args, name) < 1
+        k for k in ("n_jobs", "eval_episodes", "curve_episodes", "torch_threads", "bootstrap_reps") if vars(args)[k] < 1
     ]:
         parser.error(f"--{bad[0].replace('_', '-')} must be >= 1")
     return args
