@@ -36,15 +36,10 @@ def iqm(values: Any) -> float:
 
 def probability_of_improvement(x: Mapping[str, Any], y: Mapping[str, Any]) -> float:
     """
-    Probability that a run of X beats a run of Y on a random task, ties counting half (Mann-Whitney).
-
-    :param x: run scores of X, by task
-    :param y: run scores of Y, by task
-    :return: the mean over the tasks both have (NaN if none)
+    Probability that a run of X beats a run of Y on a random task, ties counting half (Mann-Whitney): the mean over the
+    tasks both ``x`` and ``y`` (run scores by task) have; NaN if none.
     """
-    per_task = [
-        np.mean(np.sign(np.subtract.outer(np.asarray(x[t], float), np.asarray(y[t], float))) / 2 + 0.5) for t in x if t in y
-    ]
+    per_task = [np.mean(np.sign(np.subtract.outer(np.asarray(x[t], float), y[t])) / 2 + 0.5) for t in x if t in y]
     return float(np.mean(per_task)) if per_task else float("nan")
 
 
@@ -66,10 +61,8 @@ def stratified_bootstrap(statistic: Callable[..., float], samples: Sequence[Mapp
 
 def return_at_time(curve: Sequence[Mapping[str, Any]], seconds: float) -> float:
     """
-    Evaluation return of a run stopped after ``seconds`` of training: that of its last evaluation by then.
-
-    :param curve: evaluations with ``wall_s`` (training seconds, evaluations excluded) and ``mean``
-    :return: that return (the final one if the run ended earlier; NaN if none)
+    Evaluation return of a run stopped after ``seconds`` of training: that of its last evaluation by then (the final one
+    if the run ended earlier; NaN if none). ``curve``: evaluations with ``wall_s`` (training seconds) and ``mean``.
     """
     done = sorted((p for p in curve if p["wall_s"] <= seconds), key=lambda p: p["wall_s"])
     return float(done[-1]["mean"]) if done else float("nan")
@@ -89,9 +82,7 @@ def runs_frame(results: Results, dtype: Any = object) -> pd.DataFrame:
 
 def curves_frame(results: Results) -> pd.DataFrame:
     """``curves.csv``: one row per evaluation of each run."""
-    return pd.DataFrame(
-        [{"algo": r["algo"], "env_id": r["env_id"], "seed": r["seed"], **p} for r in results for p in r["curve"]]
-    )
+    return pd.DataFrame([{k: r[k] for k in ("algo", "env_id", "seed")} | p for r in results for p in r["curve"]])
 
 
 def markdown(df: pd.DataFrame, left: int = 2) -> str:
@@ -120,30 +111,23 @@ def aggregate(results: Results, tasks: Sequence[Any], algos: Sequence[str], reps
     IQM of normalized scores (random 0, threshold 1) and probability of improvement, with bootstrap intervals.
 
     :param tasks: tasks (``env_id``, ``threshold``, ``random_score``)
-    :param algos: algorithms, in report order
     :return: ``{"iqm": {metric: {algo: [point, low, high]}}, "probability_of_improvement": {metric: {"a>b": ...}}}``
     """
-    scale = {
-        t.env_id: (t.random_score, t.threshold) for t in tasks if normalized(0.0, t.random_score, t.threshold) is not None
-    }
+    bounds = {t.env_id: (t.random_score, t.threshold) for t in tasks}
     runs = pd.DataFrame(results, columns=["algo", "env_id", "final_mean", "auc"])
-    runs = runs[runs["algo"].isin(algos) & runs["env_id"].isin([t.env_id for t in tasks])]
+    runs = runs[runs["env_id"].isin(list(bounds))]
     agg: dict[str, Any] = {
         "method": f"stratified bootstrap over runs within each task, {reps} resamples, 95% percentile intervals",
         "normalization": "(score - random) / (threshold - random)",
-        "tasks_normalized": sorted(scale),
+        "tasks_normalized": sorted(e for e, b in bounds.items() if normalized(0.0, *b) is not None),
         "iqm": {},
         "probability_of_improvement": {},
     }
     pooled = lambda scores: iqm(np.concatenate(list(scores.values())))  # noqa: E731
     for metric, field in (("final", "final_mean"), ("auc", "auc")):
-        # Each algorithm's scores by task, tasks in order of appearance (the order of the bootstrap's draws).
-        raw = {
-            a: {e: s.to_numpy(float) for e, s in runs[runs["algo"] == a].groupby("env_id", sort=False)[field]} for a in algos
-        }
-        norm = {
-            a: {e: (s - scale[e][0]) / (scale[e][1] - scale[e][0]) for e, s in raw[a].items() if e in scale} for a in algos
-        }
+        # Each algorithm's scores by task, in order of appearance (the order of the bootstrap's draws).
+        raw = {a: {e: s.to_numpy(float) for e, s in runs[runs.algo == a].groupby("env_id", sort=False)[field]} for a in algos}
+        norm = {a: {e: x for e, s in raw[a].items() if (x := normalized(s, *bounds[e])) is not None} for a in algos}
         agg["iqm"][metric] = {a: stratified_bootstrap(pooled, [norm[a]], reps) for a in algos if norm[a]}
         agg["probability_of_improvement"][metric] = {
             f"{a}>{b}": stratified_bootstrap(probability_of_improvement, [raw[a], raw[b]], reps)
@@ -192,7 +176,6 @@ def plot_curves(out: Path, results: Results, algos: Sequence[str], thresholds: M
     """
     ``curves/<env>.png``: evaluation return against env steps and training seconds, mean and min-max over seeds.
 
-    :param out: output folder
     :param results: run results (evaluation points that some seeds lack are left out)
     :param algos: algorithms, in legend order
     :param thresholds: threshold by task (a dashed line)
@@ -206,11 +189,9 @@ def plot_curves(out: Path, results: Results, algos: Sequence[str], thresholds: M
         fig = Figure(figsize=(11, 4))
         axes = fig.subplots(1, 2, sharey=True)
         for algo, runs in ((a, task_curves[task_curves["algo"] == a]) for a in algos if a in set(task_curves["algo"])):
-            n_seeds, by_point = runs["seed"].nunique(), runs.groupby("nominal", sort=False)
-            points = (
-                by_point[["steps", "wall_s", "mean"]].mean().assign(low=by_point["mean"].min(), high=by_point["mean"].max())
-            )
-            points = points[by_point.size() == n_seeds]
+            n_seeds, at = runs["seed"].nunique(), runs.groupby("nominal", sort=False)  # at each evaluation
+            points = at[["steps", "wall_s", "mean"]].mean().assign(low=at["mean"].min(), high=at["mean"].max())
+            points = points[at.size() == n_seeds]
             for axis, field in zip(axes, ("steps", "wall_s"), strict=True):
                 p = points.sort_values(field, kind="stable")
                 (line,) = axis.plot(p[field], p["mean"], label=f"{algo.upper()} ({n_seeds} seeds)")
@@ -229,35 +210,19 @@ def plot_curves(out: Path, results: Results, algos: Sequence[str], thresholds: M
 
 def reports(results: Results, tasks: Sequence[Any], algos: Sequence[str], reps: int, command: str) -> dict[str, Any]:
     """
-    The report files of a sweep: ``results.json``/``.csv``, ``curves.csv``, ``aggregate.json`` and ``benchmark.md``
-    (rl-zoo3's table, per-task details, the targets, the aggregates and the tasks).
+    The report files of a sweep by name, text or an object to write as JSON: ``results.json``/``.csv``, ``curves.csv``,
+    ``aggregate.json`` and ``benchmark.md`` (rl-zoo3's table, per-task details, the targets, the aggregates, the tasks).
 
-    :param tasks: tasks, in report order
-    :param algos: algorithms, in report order
     :param reps: bootstrap resamples
     :param command: command line, quoted in ``benchmark.md``
-    :return: each file's content (text, or an object to write as JSON), by file name
     """
     agg, targets = aggregate(results, tasks, algos, reps), target_comparison(results, tasks)
-    runs = runs_frame(results, dtype=None).assign(
-        order=lambda df: df["env_id"].map({t.env_id: i for i, t in enumerate(tasks)})
-    )
-    episodes = pd.DataFrame(
-        [(r["algo"], r["env_id"], x) for r in results for x in r["episode_returns"]], columns=["a", "e", "x"]
-    )
-    pooled = episodes.groupby(["a", "e"])["x"]
-    zoo = [
-        [
-            a,
-            e,
-            f"{x.mean():.3f}",
-            f"{x.std(ddof=0):.3f}",
-            _fmt(g["n_timesteps"].iloc[0], "steps"),
-            g["eval_timesteps"].sum(),
-            len(x),
-        ]
+    order, returns = {t.env_id: i for i, t in enumerate(tasks)}, [r["episode_returns"] for r in results]
+    runs = runs_frame(results, dtype=None).assign(order=lambda df: df["env_id"].map(order), returns=returns)
+    zoo = [  # the episodes pooled over seeds
+        [a, e, f"{x.mean():.3f}", f"{x.std(ddof=0):.3f}", _fmt(g.n_timesteps.iloc[0], "steps"), g.eval_timesteps.sum(), x.size]
         for (a, _, e), g in runs.groupby(["algo", "order", "env_id"])
-        for x in [pooled.get_group((a, e))]
+        for x in [pd.Series(np.concatenate(g["returns"].tolist()))]
     ]
     details = [
         [e, a, len(g), f"{g['final_mean'].mean():.1f} +/- {g['final_mean'].std(ddof=0):.1f}", f"{g['auc'].mean():.1f}",

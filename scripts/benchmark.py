@@ -34,11 +34,14 @@ import gymnasium as gym
 import numpy as np
 import torch as th
 import yaml
+from rl_zoo3.exp_manager import ExperimentManager
 from stable_baselines3.common.callbacks import BaseCallback
 from stable_baselines3.common.evaluation import evaluate_policy
 from stable_baselines3.common.logger import configure
 from stable_baselines3.common.utils import set_random_seed
 from stable_baselines3.common.vec_env import VecEnv, sync_envs_normalization
+
+from sb3_gpg.zoo import config_path, register
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))  # bench_report, imported by the sweep only: the workers'
 # peak memory (a reported result) must not include pandas' and scipy's
@@ -56,12 +59,7 @@ KEY = ("algo", "env_id", "seed", "n_timesteps", "eval_freq", "eval_episodes", "c
 
 
 def write_atomic(path: Path, data: Any) -> None:
-    """
-    Write text (a ``str``) or JSON (anything else) so that ``path`` holds its old or its whole new content.
-
-    :param path: destination file
-    :param data: the text, or a JSON-serializable object
-    """
+    """Write ``data``, text (a ``str``) or JSON (anything else), so that ``path`` holds its old or its whole new content."""
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     with open(tmp, "w") as file:
@@ -73,12 +71,8 @@ def write_atomic(path: Path, data: Any) -> None:
 
 def curve_area(steps: Sequence[float], returns: Sequence[float], budget: float) -> float:
     """
-    Area under an evaluation curve over ``[0, budget]``, divided by ``budget``: linear between points, flat outside.
-
-    :param steps: env steps of the evaluations
-    :param returns: mean evaluation return of each
-    :param budget: env-step budget (> 0)
-    :return: the mean evaluation return over training (NaN without evaluations)
+    Mean evaluation return over training: the area under ``returns`` (mean return of each evaluation) against ``steps``
+    over ``[0, budget]``, linear between points and flat outside, divided by ``budget``; NaN without evaluations.
     """
     x, y = np.asarray(steps, dtype=float), np.asarray(returns, dtype=float)
     if x.size == 0:
@@ -174,16 +168,12 @@ def zoo_entry(algo: str, env_id: str, conf: dict[str, str]) -> tuple[Path, str, 
     The configuration entry rl-zoo3 would use for a task (named like the env, else ``default``), or the newest
     older env version's (``ppo.yml`` has ``HalfCheetah-v4``, not ``-v5``).
 
-    :param algo: algorithm name
-    :param env_id: Gymnasium id
     :param conf: configuration files by algorithm (``--conf``); default: sb3-gpg's ``gpg.yml``, rl-zoo3's ``ppo.yml``
     :return: the file, the name of the entry used and the entry
     """
     if algo in conf:
         path = Path(conf[algo]).resolve()
     elif algo == "gpg":
-        from sb3_gpg.zoo import config_path  # rl-zoo3 and Optuna: imported only where needed
-
         path = config_path("gpg")
     else:
         package = Path(util.find_spec("rl_zoo3").origin).parent  # type: ignore[union-attr]
@@ -212,14 +202,7 @@ def random_score(env_id: str, episodes: int) -> float:
 
 
 def parse_pairs(items: Sequence[str] | None, option: str, kind: type) -> dict[str, Any]:
-    """
-    Parse repeated ``NAME=VALUE`` options (``int`` values must be >= 1).
-
-    :param items: the option's values, as given
-    :param option: the option's name, for error messages
-    :param kind: type of the values
-    :return: value by name
-    """
+    """Values of the repeated ``NAME=VALUE`` option ``option`` (``items``, as given) by name, of type ``kind`` (int: >= 1)."""
     values = {}
     for name, sep, value in (item.partition("=") for item in items or []):
         try:
@@ -233,12 +216,7 @@ def parse_pairs(items: Sequence[str] | None, option: str, kind: type) -> dict[st
 
 
 def resolve_tasks(args: argparse.Namespace) -> list[Task]:
-    """
-    Check that every task's env can be created, and find its budget, threshold and random score.
-
-    :param args: parsed command line
-    :return: the tasks, in command-line order
-    """
+    """The tasks, in command-line order: check that each env can be created, find its budget, threshold and random score."""
     budgets, tasks = parse_pairs(args.budget, "--budget", int), []
     if unknown := sorted(set(budgets) - set(args.tasks)):
         raise SystemExit(f"--budget names {', '.join(unknown)}, which is not among --tasks")
@@ -265,21 +243,14 @@ def resolve_tasks(args: argparse.Namespace) -> list[Task]:
 
 def run_key(spec: dict[str, Any]) -> dict[str, Any]:
     """
-    What identifies a run: :data:`KEY`, and its configuration's entry and values (not the file's path).
-
-    :param spec: a run specification, or the ``key`` of a ``result.json`` (of this or an earlier version)
-    :return: the identifying subset
+    What identifies a run (``spec``: its specification, or the ``key`` of a ``result.json`` of this or an earlier version):
+    :data:`KEY`, and its configuration's entry and values (not the file's path).
     """
     return {**{name: spec[name] for name in KEY}, "config": {k: v for k, v in spec["config"].items() if k != "file"}}
 
 
 def finished_result(spec: dict[str, Any]) -> dict[str, Any] | None:
-    """
-    The run's ``result.json`` if it finished with the same settings (:func:`run_key`).
-
-    :param spec: run specification
-    :return: the result, or ``None`` if missing, unreadable or from other settings
-    """
+    """The run's ``result.json`` if it finished with the same settings (:func:`run_key`); else (or if unreadable) ``None``."""
     try:
         result = json.loads((Path(spec["run_dir"]) / "result.json").read_text())
         return result if run_key(result["key"]) == run_key(spec) else None
@@ -287,27 +258,9 @@ def finished_result(spec: dict[str, Any]) -> dict[str, Any] | None:
         return None
 
 
-def log_means(progress_csv: Path) -> dict[str, float]:
-    """Mean of each logged value of an SB3 ``progress.csv`` (finite numbers only)."""
-    columns: dict[str, list[float]] = {}
-    with open(progress_csv, newline="") as file:
-        for key, value in (item for row in csv.DictReader(file) for item in row.items()):
-            with contextlib.suppress(TypeError, ValueError):
-                columns.setdefault(key, []).extend([float(value)] if np.isfinite(float(value)) else [])
-    return {key: float(np.mean(values)) for key, values in sorted(columns.items()) if values}
-
-
 def run_worker(spec_file: Path) -> None:
-    """
-    Train and evaluate one run with rl-zoo3's ``ExperimentManager``, and write its ``result.json``.
-
-    :param spec_file: the run's ``spec.json`` (written by the sweep); the result goes beside it
-    """
+    """Train and evaluate one run with rl-zoo3's ``ExperimentManager``; its ``result.json`` goes beside ``spec_file``."""
     spec, run_dir, start_process = json.loads(spec_file.read_text()), spec_file.parent, time.perf_counter()
-    from rl_zoo3.exp_manager import ExperimentManager
-
-    from sb3_gpg.zoo import register
-
     rss = lambda who: resource.getrusage(who).ru_maxrss / (2**20 if sys.platform == "darwin" else 1024)  # noqa: E731  MiB
     register()
     th.set_num_threads(spec["torch_threads"])
@@ -338,7 +291,12 @@ def run_worker(spec_file: Path) -> None:
     final, returns, lengths = timing.evaluate(final_env, spec["eval_episodes"], "final")
     curve, train_wall = [*timing.curve, final], timing.train_seconds
     crossing = next((p for p in curve if spec["threshold"] is not None and p["mean"] >= spec["threshold"]), {})
-    logs = log_means(run_dir / "progress.csv")
+    columns: dict[str, list[float]] = {}  # the logged values of progress.csv, finite numbers only
+    with open(run_dir / "progress.csv", newline="") as file:
+        for key, value in (item for row in csv.DictReader(file) for item in row.items()):
+            with contextlib.suppress(TypeError, ValueError):
+                columns.setdefault(key, []).extend([float(value)] if np.isfinite(float(value)) else [])
+    logs = {key: float(np.mean(values)) for key, values in sorted(columns.items()) if values}
     result = {
         "key": run_key(spec), "algo": spec["algo"], "env_id": spec["env_id"], "seed": spec["seed"],
         "n_timesteps": spec["n_timesteps"], "env_steps": int(model.num_timesteps), "final_mean": final["mean"],
@@ -359,14 +317,7 @@ def run_worker(spec_file: Path) -> None:
 
 
 def plan_runs(args: argparse.Namespace, tasks: Sequence[Task], out: Path) -> list[dict[str, Any]]:
-    """
-    The specification of every run of the sweep (task-major, then seed, then algorithm).
-
-    :param args: parsed command line
-    :param tasks: tasks
-    :param out: output folder (runs in ``out/runs/<algo>/<env>/seed<seed>``)
-    :return: one specification per run
-    """
+    """The specification of every run (task-major, then seed, then algorithm), in ``out/runs/<algo>/<env>/seed<seed>``."""
     common = {k: getattr(args, k) for k in ("eval_episodes", "curve_episodes", "vec_env", "device", "torch_threads")}
     specs = []
     for task in tasks:
@@ -387,7 +338,7 @@ def run_jobs(jobs: Sequence[tuple[list[str], Path]], n_jobs: int, on_finish: Cal
     :param jobs: ``(command, log file)`` pairs; each command runs in its log file's folder
     :param n_jobs: most subprocesses at once
     :param on_finish: called with the job's index and exit status when it ends
-    :param env: environment of the subprocesses
+    :param env: environment variables
     """
     pending, running = list(enumerate(jobs)), {}
     try:
@@ -405,17 +356,15 @@ def run_jobs(jobs: Sequence[tuple[list[str], Path]], n_jobs: int, on_finish: Cal
         for process in running:
             process.terminate()
         for process in running:
-            try:
+            with contextlib.suppress(subprocess.TimeoutExpired):
                 process.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                process.kill()
+            process.kill()  # no-op once it has exited
 
 
 def sweep(args: argparse.Namespace) -> int:
     """
     Run (or resume) the sweep, or with ``--report-only`` only read the finished runs; then write the reports.
 
-    :param args: parsed command line
     :return: exit status: 0, 1 if a run failed, 130 if interrupted
     """
     out, tasks = Path(args.out).resolve(), resolve_tasks(args)
@@ -476,12 +425,7 @@ def sweep(args: argparse.Namespace) -> int:
 
 
 def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
-    """
-    Parse the command line (with ``--smoke``, :data:`SMOKE` gives the defaults).
-
-    :param argv: arguments (default: ``sys.argv[1:]``)
-    :return: the arguments
-    """
+    """Parse the command line (default: ``sys.argv[1:]``); with ``--smoke``, :data:`SMOKE` gives the defaults."""
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     add = parser.add_argument
     add("--tasks", nargs="+", default=DEFAULT_TASKS, help=f"Gymnasium ids (default: {' '.join(DEFAULT_TASKS)})")
@@ -519,16 +463,6 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     return args
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    """
-    Entry point: the sweep, or one run (``--worker``).
-
-    :param argv: arguments (default: ``sys.argv[1:]``)
-    :return: exit status
-    """
-    args = parse_args(argv)
-    return sweep(args) if args.worker is None else run_worker(Path(args.worker)) or 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())
+if __name__ == "__main__":  # the sweep, or one run (--worker)
+    args = parse_args()
+    sys.exit(sweep(args) if args.worker is None else run_worker(Path(args.worker)) or 0)
