@@ -400,11 +400,9 @@ def sweep(args: argparse.Namespace) -> int:
             print(f"[{n_done}/{len(specs)}] {name}: {summary} | elapsed {elapsed:.0f} s, ETA {eta:.0f} s", flush=True)
 
     signal.signal(signal.SIGTERM, signal.default_int_handler)  # SIGTERM stops the sweep like Ctrl-C: no run looks finished
-    threads, script = str(args.torch_threads), str(Path(__file__).resolve())
+    threads, worker = str(args.torch_threads), [sys.executable, str(Path(__file__).resolve()), "--worker"]
     env = {**os.environ, "OMP_NUM_THREADS": threads, "MKL_NUM_THREADS": threads, "MPLBACKEND": "Agg"}
-    jobs = [
-        ([sys.executable, script, "--worker", f"{s['run_dir']}/spec.json"], Path(s["run_dir"]) / "worker.log") for s in todo
-    ]
+    jobs = [([*worker, f"{s['run_dir']}/spec.json"], Path(s["run_dir"], "worker.log")) for s in todo]
     try:
         run_jobs(jobs, args.n_jobs, on_finish, env)
     except KeyboardInterrupt:
@@ -437,11 +435,7 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     add("--eval-freq", type=int, help="env steps between evaluations (default: budget / 20)")
     add("--eval-episodes", type=int, default=20, help="episodes of the final evaluation (default: 20)")
     add("--curve-episodes", type=int, default=10, help="episodes of each periodic evaluation (default: 10)")
-    add(
-        "--out",
-        default="benchmarks/gpg_vs_ppo",
-        help="output folder (default: benchmarks/gpg_vs_ppo; --smoke: benchmarks/smoke)",
-    )
+    add("--out", default="benchmarks/gpg_vs_ppo", help="output folder (default: %(default)s; --smoke: benchmarks/smoke)")
     add("--n-jobs", type=int, default=1, help="runs at once, one process each (default: 1)")
     add("--smoke", action="store_true", help="tiny budget, seed 0, CartPole-v1 only")
     add("--vec-env", choices=("dummy", "subproc"), default="dummy", help="VecEnv of the runs")
