@@ -378,10 +378,9 @@ def knn_baselines(
     folds = np.repeat(np.arange(lengths.size) % n_folds, lengths)
     baselines = np.zeros(returns.size, dtype=np.float64)
     for fold in range(n_folds):
+        # Every fold holds an episode (2 <= n_folds <= episodes), and so does its complement.
         query = folds == fold
         reference = ~query
-        if not query.any():
-            continue
         k = min(n_neighbors, int(reference.sum()))
         _, index = cKDTree(features[reference]).query(features[query], k=k)
         baselines[query] = returns[reference][index.reshape(int(query.sum()), k)].mean(axis=1)
