@@ -23,6 +23,7 @@ import json
 import time
 from pathlib import Path
 
+import numpy as np
 import torch as th
 from stable_baselines3.common.callbacks import BaseCallback
 from stable_baselines3.common.env_util import make_vec_env
@@ -43,11 +44,17 @@ class Curve(BaseCallback):
     :param n_episodes: Episodes per evaluation
     """
 
+    #: logger keys of the previous update, read at each rollout's end; their mean and max over an evaluation
+    #: period are recorded with each evaluation (issue 9: what precedes a collapse)
+    DIAGNOSTICS = ("train/approx_kl", "train/clip_fraction", "train/entropy_loss", "gpg/advantage_std")
+
     def __init__(self, eval_env: VecEnv, every: int, n_episodes: int) -> None:
         super().__init__()
         self.eval_env, self.every, self.n_episodes = eval_env, every, n_episodes
         self.next, self.start, self.eval_seconds = every, time.perf_counter(), 0.0
         self.points: list[tuple[int, float, float, float | None]] = []
+        self.window: dict[str, list[float]] = {key: [] for key in self.DIAGNOSTICS}
+        self.diagnostics: list[dict[str, float]] = []
 
     def train_seconds(self) -> float:
         return time.perf_counter() - self.start - self.eval_seconds
@@ -60,6 +67,12 @@ class Curve(BaseCallback):
         self.eval_seconds += time.perf_counter() - started
         return float(mean)
 
+    def _on_rollout_end(self) -> None:
+        for key in self.DIAGNOSTICS:
+            value = self.logger.name_to_value.get(key)
+            if value is not None and np.isfinite(value):
+                self.window[key].append(float(value))
+
     def _on_step(self) -> bool:
         if self.num_timesteps >= self.next:
             self.next += self.every
@@ -67,7 +80,14 @@ class Curve(BaseCallback):
             log_std = getattr(self.model.policy, "log_std", None)
             std = None if log_std is None else round(float(th.exp(log_std.detach()).mean()), 4)
             self.points.append((int(self.num_timesteps), round(mean, 1), round(self.train_seconds(), 1), std))
-            print(self.points[-1], flush=True)
+            summary = {"steps": int(self.num_timesteps)}
+            for key, values in self.window.items():
+                if values:
+                    name = key.split("/")[1]
+                    summary |= {f"{name}_mean": round(float(np.mean(values)), 5), f"{name}_max": round(max(values), 5)}
+                values.clear()
+            self.diagnostics.append(summary)
+            print(self.points[-1], summary, flush=True)
         return True
 
 
@@ -99,7 +119,8 @@ def main() -> None:
     train_seconds = curve.train_seconds()
     final = curve.evaluate(args.final_episodes)
     record = {"tag": args.tag, "env": args.env, "seed": args.seed, "n_envs": args.n_envs, "kw": args.kw, "final": final}
-    record |= {"curve": curve.points, "train_s": round(train_seconds, 1), "steps": int(model.num_timesteps)}
+    record |= {"curve": curve.points, "diagnostics": curve.diagnostics}
+    record |= {"train_s": round(train_seconds, 1), "steps": int(model.num_timesteps)}
     args.out.parent.mkdir(parents=True, exist_ok=True)
     with open(args.out, "a") as file:  # one line per probe, appended in one write
         file.write(json.dumps(record) + "\n")
