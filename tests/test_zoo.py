@@ -323,9 +323,9 @@ HAND_TUNED_HALFCHEETAH = {
     "n_epochs": 10,
     "batch_size_pow": 8,
     "clip_range": 0.2,
-    "target_kl": None,
+    "target_kl": 0.05,
     "ent_coef": 1e-8,
-    "one_minus_gamma": 0.05,
+    "one_minus_gamma": 0.01,
     "max_grad_norm": 0.5,
     "net_width": 256,
     "net_depth": 2,
@@ -344,7 +344,7 @@ def test_search_space_holds_the_hand_tuned_halfcheetah_settings(recwarn):
     assert trial.params == HAND_TUNED_HALFCHEETAH
     assert params["n_groups"] == 2 and params["group_size"] == 4 and params["batch_size"] == 256
     assert params["max_episode_steps"] == 200
-    assert math.isclose(params["gamma"], 0.95)
+    assert math.isclose(params["gamma"], 0.99) and params["target_kl"] == 0.05
     assert callable(params["learning_rate"]) and params["learning_rate"](0.5) == pytest.approx(1.5e-4)
     policy_kwargs = {"net_arch": [256, 256], "activation_fn": nn.ReLU, "ortho_init": False, "log_std_init": -2.0}
     assert params["policy_kwargs"] == policy_kwargs
