@@ -26,3 +26,6 @@ def test_probe_appends_one_json_line_per_run(tmp_path):
     assert record["tag"] == "t" and record["env"] == "Pendulum-v1" and record["steps"] >= 1200
     assert [point[0] for point in record["curve"]] == [400, 800, 1200]
     assert all(point[3] is not None for point in record["curve"]), "the policy's std is recorded"
+    # Logger values of the updates, per evaluation period (the first rollout has no update before it).
+    assert [summary["steps"] for summary in record["diagnostics"]] == [400, 800, 1200]
+    assert {"approx_kl_mean", "clip_fraction_max", "advantage_std_mean"} <= set(record["diagnostics"][-1])
