@@ -421,6 +421,13 @@ class GPG(OnPolicyAlgorithm):
     ) -> SelfGPG:
         return super().learn(total_timesteps, callback, log_interval, tb_log_name, reset_num_timesteps, progress_bar)
 
+    def _update_current_progress_remaining(self, num_timesteps: int, total_timesteps: int) -> None:
+        # A rollout ends on whole episodes, so the last one can run past total_timesteps, where SB3's progress goes
+        # negative; rl-zoo3's linear_schedule ("lin_3e-4") then gives a negative learning rate: gradient ascent on
+        # the last rollout. SB3's own LinearSchedule clamps; this clamps the progress for every schedule.
+        super()._update_current_progress_remaining(num_timesteps, total_timesteps)
+        self._current_progress_remaining = max(0.0, self._current_progress_remaining)
+
     def _excluded_save_params(self) -> list[str]:
         # The base class's critic and fixed-rollout parameters (see __init__), and what is found out again per env.
         per_env = ["_episode_step_limit", "_starts_checked", "_zero_advantages_reported"]

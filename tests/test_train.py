@@ -108,6 +108,17 @@ def test_learning_rate_and_clip_range_schedules():
     assert model.logger.name_to_value["train/clip_range"] == pytest.approx(0.3 * progress)
 
 
+def test_progress_past_the_budget_is_clamped_at_zero():
+    # A rollout of whole episodes runs past total_timesteps. Unclamped, the progress would be negative and this
+    # schedule (rl-zoo3's "lin_" form) would train the last rollout with a negative learning rate: gradient ascent.
+    model = GPG("MlpPolicy", "CartPole-v1", group_size=2, n_groups=1, n_epochs=2, learning_rate=lambda p: 1e-3 * p, seed=0)
+    before = _actor_parameters(model)
+    model.learn(1)  # one rollout (two whole episodes), then one train() at the progress after it
+    assert model.num_timesteps > 1 and model._current_progress_remaining == 0.0
+    assert model.logger.name_to_value["train/learning_rate"] == 0.0
+    assert th.equal(before, _actor_parameters(model)), "a zero learning rate leaves the actor as it was"
+
+
 @pytest.mark.parametrize("ent_coef", [0.0, 0.5])
 def test_entropy_term_alone_raises_the_entropy(ent_coef):
     # Every advantage is zero (constant rewards): only the entropy term can move the policy.
