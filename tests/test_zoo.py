@@ -195,10 +195,14 @@ def test_gpg_yml_entries():
     assert set(ENVS) | {"default"} <= set(config)
     with open(PPO_YML) as file:
         ppo = yaml.safe_load(file)
-    text = zoo.config_path().read_text()
+    lines = zoo.config_path().read_text().splitlines()
     for env_id, entry in config.items():
-        # Each entry says whether it was tuned.
-        header = next(line for line in text.splitlines() if line.startswith(f"{env_id}:"))
+        # Each entry says whether it was tuned: on its own line or in the comment block right above it.
+        start = next(i for i, line in enumerate(lines) if line.startswith(f"{env_id}:"))
+        above = start
+        while above > 0 and lines[above - 1].startswith("#"):
+            above -= 1
+        header = " ".join(lines[above : start + 1])
         assert "untuned starting point" in header or "tuned" in header, env_id
         assert set(entry) <= ZOO_KEYS | GPG_ARGS | {"policy"}, (env_id, set(entry) - ZOO_KEYS - GPG_ARGS)
         # Numbers are numbers for yaml.safe_load (1e5 would be a string).
