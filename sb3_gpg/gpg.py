@@ -43,7 +43,8 @@ class GPG(OnPolicyAlgorithm):
 
     :param policy: The policy model to use (MlpPolicy, CnnPolicy, MultiInputPolicy)
     :param env: The environment to learn from (if registered in Gym, can be str)
-    :param learning_rate: The learning rate, it can be a function of the current progress remaining (from 1 to 0)
+    :param learning_rate: The learning rate, it can be a function of the current progress remaining (from 1 to 0;
+        it stays at 0 when the last rollout, which ends on whole episodes, runs past ``total_timesteps``)
     :param group_size: Number of episodes per group, all started from the same state (>= 2). Larger groups give a
         less noisy baseline but fewer distinct start states per rollout. 8 is a good default; 4 to 32 are reasonable.
     :param n_groups: Number of groups per rollout; a rollout holds ``n_groups * group_size`` episodes,
