@@ -108,8 +108,12 @@ def main() -> None:
     th.set_num_threads(1)
     kwargs = eval(args.kw, {"nn": nn, "lin": lambda x: LinearSchedule(x, 0.0, 1.0), "dict": dict})
 
-    env = make_vec_env(args.env, n_envs=args.n_envs, seed=args.seed)
-    eval_env = make_vec_env(args.env, n_envs=1, seed=args.seed + 1000)
+    # SB3's make_vec_env renders to rgb_array unless told otherwise; gymnasium's LunarLanders then add engine
+    # particles (Box2D bodies that expire only when a frame is drawn) and slow down 5-10x. rl-zoo3 builds its envs
+    # without a render mode: so does the probe.
+    no_render = {"render_mode": None}
+    env = make_vec_env(args.env, n_envs=args.n_envs, seed=args.seed, env_kwargs=no_render)
+    eval_env = make_vec_env(args.env, n_envs=1, seed=args.seed + 1000, env_kwargs=no_render)
     if args.normalize:
         env = VecNormalize(env, gamma=kwargs.get("gamma", 0.99))
         eval_env = VecNormalize(eval_env, training=False, norm_reward=False)
