@@ -63,8 +63,10 @@ def variant_config(name: str, source: Path, tasks: tuple[str, ...]) -> dict[str,
     """
     entries = yaml.safe_load(source.read_text())
     extra = VARIANTS[name][1]
+    # An entry's own estimator choice gives way to the variant's: every variant starts from the group baseline.
     # rl-zoo3 evaluates string values of policy_kwargs only; dicts are passed as they are.
-    return {task: {**entries[task], **extra} for task in tasks}
+    own = ("baseline", "baseline_kwargs")
+    return {task: {**{k: v for k, v in entries[task].items() if k not in own}, **extra} for task in tasks}
 
 
 def run_variant(name: str, args: argparse.Namespace) -> int:

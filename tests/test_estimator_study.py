@@ -36,6 +36,14 @@ def test_variant_config_adds_the_variant_to_every_entry(study):
     }
 
 
+def test_an_entrys_own_baseline_gives_way_to_the_variants(study, tmp_path):
+    source = tmp_path / "gpg.yml"
+    source.write_text(yaml.safe_dump({"T-v0": {"n_envs": 4, "baseline": "knn", "baseline_kwargs": {"n_neighbors": 8}}}))
+    assert study.variant_config("default", source, ("T-v0",)) == {"T-v0": {"n_envs": 4}}
+    loo = {"T-v0": {"n_envs": 4, "baseline_kwargs": {"leave_one_out": True}}}
+    assert study.variant_config("loo", source, ("T-v0",)) == loo
+
+
 def test_every_variant_is_a_valid_gpg_configuration(study):
     from sb3_gpg import GPG
 
