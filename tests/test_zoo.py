@@ -289,15 +289,20 @@ def test_sampler_proposes_only_valid_combinations(n_actions, tune_n_envs):
         # bin_width only where it means something, log_std_init only for Box action spaces.
         assert ("bin_width" in trial.params) == (params["binning"] == "timestep") == ("bin_width" in params)
         assert ("log_std_init" in policy_kwargs) == (n_actions > 0) == ("log_std_init" in trial.params)
+        # GRPO's per-bin std only with the group baseline, and then instead of the minibatch normalisation.
+        per_bin_std = params.get("baseline_kwargs", {}).get("per_bin_std", False)
+        assert ("per_bin_std" in trial.params) == (params["baseline"] == "group")
+        assert per_bin_std == trial.params.get("per_bin_std", False) == (params.get("normalize_advantage") is False)
         # The converter rebuilds the same hyperparameters from the stored trial (plus n_envs for rl-zoo3).
         reloaded = zoo.convert_gpg_params(trial.params)
         assert reloaded.pop("n_envs") == n_envs == trial.params["n_envs"]
         assert _same_hyperparams(_materialise(reloaded), params)
-        seen.add((n_envs, params["target_kl"], callable(params["learning_rate"])))
+        seen.add((n_envs, params["target_kl"], callable(params["learning_rate"]), params["baseline"], per_bin_std))
         study.tell(trial, 0.0)
-    assert {n_envs for n_envs, _, _ in seen} == (set(sampler.N_ENVS) if tune_n_envs else {3})
-    assert {kl for _, kl, _ in seen} == set(sampler.TARGET_KLS)
-    assert {linear for _, _, linear in seen} == {True, False}
+    assert {n_envs for n_envs, *_ in seen} == (set(sampler.N_ENVS) if tune_n_envs else {3})
+    assert {seen_[1] for seen_ in seen} == set(sampler.TARGET_KLS)
+    assert {seen_[2] for seen_ in seen} == {True, False}
+    assert {seen_[3:] for seen_ in seen} == {("group", False), ("group", True), ("knn", False)}
 
 
 def test_sampler_proposals_build_a_model():
@@ -322,6 +327,8 @@ HAND_TUNED_HALFCHEETAH = {
     "max_episode_steps": 200,
     "binning": "timestep",
     "bin_width": 1,
+    "baseline": "group",
+    "per_bin_std": True,
     "learning_rate": 3e-4,
     "lr_schedule": "linear",
     "n_epochs": 10,
@@ -348,6 +355,7 @@ def test_search_space_holds_the_hand_tuned_halfcheetah_settings(recwarn):
     assert trial.params == HAND_TUNED_HALFCHEETAH
     assert params["n_groups"] == 2 and params["group_size"] == 4 and params["batch_size"] == 256
     assert params["max_episode_steps"] == 200
+    assert params["baseline_kwargs"] == {"per_bin_std": True} and params["normalize_advantage"] is False
     assert math.isclose(params["gamma"], 0.99) and params["target_kl"] == 0.05
     assert callable(params["learning_rate"]) and params["learning_rate"](0.5) == pytest.approx(1.5e-4)
     policy_kwargs = {"net_arch": [256, 256], "activation_fn": nn.ReLU, "ortho_init": False, "log_std_init": -2.0}

@@ -19,6 +19,9 @@ N_ENVS = (1, 2, 4, 8, 16, 32)
 GROUP_SIZES = (2, 4, 8, 16, 32)
 EPISODES_PER_ENV = (1, 2, 4)
 BINNINGS = ("timestep", "none")
+#: Baselines (GPG's ``baseline``); with ``"group"``, advantages are normalised per minibatch or, with
+#: ``per_bin_std`` (GRPO), by each bin's std: the estimator study found each variant best on some task.
+BASELINES = ("group", "knn")
 BIN_WIDTHS = (1, 2, 5, 10, 20)
 LR_SCHEDULES = ("constant", "linear")
 N_EPOCHS = (1, 5, 10, 20)
@@ -63,9 +66,9 @@ def sample_gpg_params(trial: optuna.Trial, n_actions: int, n_envs: int, addition
     (``--trial-id``): when the trial has already chosen it (:func:`~sb3_gpg.zoo.patches.tunable_n_envs`), it is suggested
     again from :data:`N_ENVS`; otherwise it is recorded as the single choice ``n_envs`` (then a study
     refuses workers with another ``n_envs``). ``bin_width`` is sampled only for ``"timestep"``
-    binning, and ``log_std_init`` only for Box action spaces (``n_actions > 0``). ``max_episode_steps``
-    is ``None`` (the env's own limit) or a cap. The learning rate is constant or decays linearly to 0
-    (rl-zoo3's ``linear_schedule``).
+    binning, ``per_bin_std`` only for the ``"group"`` baseline, and ``log_std_init`` only for Box
+    action spaces (``n_actions > 0``). ``max_episode_steps`` is ``None`` (the env's own limit) or a
+    cap. The learning rate is constant or decays linearly to 0 (rl-zoo3's ``linear_schedule``).
 
     :param trial: Optuna trial
     :param n_actions: Action dimension of a Box action space, 0 otherwise (as rl-zoo3 passes it)
@@ -87,6 +90,8 @@ def sample_gpg_params(trial: optuna.Trial, n_actions: int, n_envs: int, addition
     trial.suggest_categorical("max_episode_steps", list(MAX_EPISODE_STEPS))
     if trial.suggest_categorical("binning", list(BINNINGS)) == "timestep":
         trial.suggest_categorical("bin_width", list(BIN_WIDTHS))
+    if trial.suggest_categorical("baseline", list(BASELINES)) == "group":
+        trial.suggest_categorical("per_bin_std", [False, True])
     trial.suggest_float("learning_rate", 1e-5, 0.003, log=True)
     trial.suggest_categorical("lr_schedule", list(LR_SCHEDULES))
     trial.suggest_categorical("n_epochs", list(N_EPOCHS))
@@ -147,6 +152,10 @@ def convert_gpg_params(sampled_params: dict[str, Any]) -> dict[str, Any]:
         else:
             hyperparams["n_groups"] = None
     policy_kwargs: dict[str, Any] = {}
+    if hyperparams.pop("per_bin_std", False):
+        # GRPO's per-bin std replaces the per-minibatch normalisation (as in the estimator study).
+        hyperparams["baseline_kwargs"] = {"per_bin_std": True}
+        hyperparams["normalize_advantage"] = False
     if "net_arch" in hyperparams:
         policy_kwargs["net_arch"] = list(NET_ARCHS[hyperparams.pop("net_arch")])
     if "net_width" in hyperparams or "net_depth" in hyperparams:
