@@ -1,0 +1,57 @@
+"""scripts/tuning_report.py: tables and Markdown of journal studies, checked on a study built by hand."""
+
+import importlib.util
+import sys
+from pathlib import Path
+
+import optuna
+import pandas as pd
+import pytest
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+@pytest.fixture(scope="module")
+def report():
+    sys.path.insert(0, str(REPO / "scripts"))  # the script imports its neighbours, as when run from scripts/
+    try:
+        spec = importlib.util.spec_from_file_location("tuning_report", REPO / "scripts" / "tuning_report.py")
+        module = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(module)
+        yield module
+    finally:
+        sys.path.remove(str(REPO / "scripts"))
+
+
+def _journal_study(path: Path, name: str) -> None:
+    storage = optuna.storages.JournalStorage(optuna.storages.journal.JournalFileBackend(str(path)))
+    study = optuna.create_study(study_name=name, storage=storage, direction="maximize")
+    distributions = {"lr": optuna.distributions.FloatDistribution(1e-5, 1e-2, log=True)}
+    distributions["binning"] = optuna.distributions.CategoricalDistribution(["timestep", "none"])
+    for value, lr in ((-90.0, 1e-3), (-75.5, 3e-4), (-80.25, 1e-4)):
+        trial = optuna.trial.create_trial(params={"lr": lr, "binning": "none"}, distributions=distributions, value=value)
+        study.add_trial(trial)
+    pruned = optuna.trial.create_trial(
+        params={"lr": 1e-2, "binning": "none"}, distributions=distributions, state=optuna.trial.TrialState.PRUNED
+    )
+    study.add_trial(pruned)
+
+
+def test_report_lists_states_and_best_trials_first(report, tmp_path):
+    _journal_study(tmp_path / "acrobot.log", "acrobot-gpg")
+    (study,) = report.load_studies(tmp_path / "acrobot.log")
+    table = report.study_table(study)
+    assert list(table["number"]) == [0, 1, 2, 3] and {"lr", "binning", "value", "state"} <= set(table.columns)
+    section = report.study_section("acrobot-gpg", table, top=2)
+    assert "3 complete, 1 pruned trials." in section
+    rows = [line for line in section.splitlines() if line.startswith("|") and line[1].isdigit()]
+    # The two best complete trials, best first; the pruned trial and the worst are not listed.
+    assert [row.split("|")[1:3] for row in rows] == [["1", "-75.5"], ["2", "-80.25"]]
+
+
+def test_main_writes_a_csv_per_study_and_the_markdown(report, tmp_path, monkeypatch):
+    _journal_study(tmp_path / "a.log", "acrobot-gpg")
+    monkeypatch.setattr(sys, "argv", ["tuning_report.py", "--dir", str(tmp_path)])
+    report.main()
+    assert len(pd.read_csv(tmp_path / "acrobot-gpg.csv")) == 4
+    assert "## acrobot-gpg (`a.log`)" in (tmp_path / "tuning.md").read_text()
