@@ -288,6 +288,7 @@ def test_sampler_proposes_only_valid_combinations(n_actions, tune_n_envs):
         assert len(policy_kwargs["net_arch"]) in (1, 2, 3) and set(policy_kwargs["net_arch"]) <= set(sampler.NET_WIDTHS)
         # bin_width only where it means something, log_std_init only for Box action spaces.
         assert ("bin_width" in trial.params) == (params["binning"] == "timestep") == ("bin_width" in params)
+        assert ("bin_eps" in trial.params) == (params["binning"] == "grid") == ("bin_eps" in params)
         assert ("log_std_init" in policy_kwargs) == (n_actions > 0) == ("log_std_init" in trial.params)
         # GRPO's per-bin std only with the group baseline, and then instead of the minibatch normalisation.
         per_bin_std = params.get("baseline_kwargs", {}).get("per_bin_std", False)

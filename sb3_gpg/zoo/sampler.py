@@ -18,7 +18,9 @@ from torch import nn
 N_ENVS = (1, 2, 4, 8, 16, 32)
 GROUP_SIZES = (2, 4, 8, 16, 32)
 EPISODES_PER_ENV = (1, 2, 4)
-BINNINGS = ("timestep", "none")
+BINNINGS = ("timestep", "none", "grid")
+#: Grid widths of ``binning="grid"`` (observations rounded to a grid: Pendulum-v1's hand-tuned entry uses 1.0).
+BIN_EPS = (0.1, 0.25, 0.5, 1.0, 2.0)
 #: Baselines (GPG's ``baseline``); with ``"group"``, advantages are normalised per minibatch or, with
 #: ``per_bin_std`` (GRPO), by each bin's std: the estimator study found each variant best on some task.
 BASELINES = ("group", "knn")
@@ -66,9 +68,10 @@ def sample_gpg_params(trial: optuna.Trial, n_actions: int, n_envs: int, addition
     (``--trial-id``): when the trial has already chosen it (:func:`~sb3_gpg.zoo.patches.tunable_n_envs`), it is suggested
     again from :data:`N_ENVS`; otherwise it is recorded as the single choice ``n_envs`` (then a study
     refuses workers with another ``n_envs``). ``bin_width`` is sampled only for ``"timestep"``
-    binning, ``per_bin_std`` only for the ``"group"`` baseline, and ``log_std_init`` only for Box
-    action spaces (``n_actions > 0``). ``max_episode_steps`` is ``None`` (the env's own limit) or a
-    cap. The learning rate is constant or decays linearly to 0 (rl-zoo3's ``linear_schedule``).
+    binning, ``bin_eps`` only for ``"grid"``, ``per_bin_std`` only for the ``"group"`` baseline, and
+    ``log_std_init`` only for Box action spaces (``n_actions > 0``). ``max_episode_steps`` is ``None``
+    (the env's own limit) or a cap. The learning rate is constant or decays linearly to 0 (rl-zoo3's
+    ``linear_schedule``).
 
     :param trial: Optuna trial
     :param n_actions: Action dimension of a Box action space, 0 otherwise (as rl-zoo3 passes it)
@@ -88,8 +91,11 @@ def sample_gpg_params(trial: optuna.Trial, n_actions: int, n_envs: int, addition
     group_size = trial.suggest_categorical("group_size", list(GROUP_SIZES))
     trial.suggest_categorical("episodes_per_env", list(EPISODES_PER_ENV))
     trial.suggest_categorical("max_episode_steps", list(MAX_EPISODE_STEPS))
-    if trial.suggest_categorical("binning", list(BINNINGS)) == "timestep":
+    binning = trial.suggest_categorical("binning", list(BINNINGS))
+    if binning == "timestep":
         trial.suggest_categorical("bin_width", list(BIN_WIDTHS))
+    elif binning == "grid":
+        trial.suggest_categorical("bin_eps", list(BIN_EPS))
     if trial.suggest_categorical("baseline", list(BASELINES)) == "group":
         trial.suggest_categorical("per_bin_std", [False, True])
     trial.suggest_float("learning_rate", 1e-5, 0.003, log=True)
