@@ -5,18 +5,26 @@ Each study lives in an Optuna journal file, ``benchmarks/tuning/<study>.log`` (`
 ``python -m sb3_gpg.train --optimize``), which is what resumes it. This script writes, next to
 each journal, ``<study>.csv`` (every trial: state, value, parameters and user attributes, from
 Optuna's ``trials_dataframe``), and ``benchmarks/tuning/tuning.md``: per study, its trial counts
-and its best trials. Usage::
+and its best trials. ``--entry`` instead writes one trial as a ``gpg.yml`` entry (the task's
+entry in ``hyperparams/gpg.yml`` updated with the trial's settings), to train or benchmark it on
+other seeds (``scripts/benchmark.py --conf gpg=FILE``). Usage::
 
     python scripts/tuning_report.py
     python scripts/tuning_report.py --top 10 --dir benchmarks/tuning
+    python scripts/tuning_report.py --entry acrobot-gpg-1m 10 Acrobot-v1 --out acrobot-trial10.yml
 """
 
 import argparse
 from pathlib import Path
+from typing import Any
 
 import optuna
 import pandas as pd
+import yaml
 from bench_report import markdown  # scripts/ is on sys.path when this file runs as a script
+
+from sb3_gpg.zoo import config_path
+from sb3_gpg.zoo.sampler import convert_gpg_params
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -72,11 +80,39 @@ def study_section(name: str, table: pd.DataFrame, top: int) -> str:
     return "\n".join([*lines, markdown(shown), ""])
 
 
+def trial_entry(study: optuna.Study, number: int, base: dict[str, Any]) -> dict[str, Any]:
+    """
+    A ``gpg.yml`` entry with a trial's settings: ``base`` updated with what rl-zoo3's ``--trial-id`` would use.
+
+    :param study: Optuna study of the trial
+    :param number: Trial number
+    :param base: The task's entry (``n_timesteps``, ``normalize``, ``env_wrapper``, ...)
+    :return: the entry; ``policy_kwargs`` written as rl-zoo3 reads it (a string, activations as ``nn.<Name>``)
+    """
+    entry = {**base, **convert_gpg_params(study.trials[number].params)}
+    if isinstance(policy_kwargs := entry.get("policy_kwargs"), dict):
+        items = [
+            f"{key}=nn.{value.__name__}" if isinstance(value, type) else f"{key}={value!r}"
+            for key, value in policy_kwargs.items()
+        ]
+        entry["policy_kwargs"] = f"dict({', '.join(items)})"
+    return entry
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--dir", type=Path, default=ROOT / "benchmarks" / "tuning", help="folder of the journal files")
     parser.add_argument("--top", type=int, default=5, help="best complete trials listed per study")
+    parser.add_argument("--entry", nargs=3, metavar=("STUDY", "TRIAL", "ENV"), help="write a trial as ENV's gpg.yml entry")
+    parser.add_argument("--out", type=Path, help="file of --entry (default: print it)")
     args = parser.parse_args()
+    if args.entry:
+        name, number, env_id = args.entry
+        (study,) = [study for journal in args.dir.glob("*.log") for study in load_studies(journal) if study.study_name == name]
+        base = yaml.safe_load(config_path("gpg").read_text()).get(env_id, {})
+        text = yaml.safe_dump({env_id: trial_entry(study, int(number), base)}, sort_keys=False)
+        print(text, end="") if args.out is None else args.out.write_text(text)
+        return
     sections = [
         "# Optuna studies of GPG (issue 9)",
         "",

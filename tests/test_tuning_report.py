@@ -55,3 +55,24 @@ def test_main_writes_a_csv_per_study_and_the_markdown(report, tmp_path, monkeypa
     report.main()
     assert len(pd.read_csv(tmp_path / "acrobot-gpg.csv")) == 4
     assert "## acrobot-gpg (`a.log`)" in (tmp_path / "tuning.md").read_text()
+
+
+def test_trial_entry_is_the_task_entry_with_the_trials_settings(report):
+    params = {"n_envs": 16, "group_size": 4, "episodes_per_env": 2, "learning_rate": 3e-4, "lr_schedule": "linear"}
+    params |= {"one_minus_gamma": 0.01, "net_width": 128, "net_depth": 2, "activation_fn": "tanh", "per_bin_std": True}
+    distributions = {
+        name: optuna.distributions.CategoricalDistribution([value])
+        if not isinstance(value, float)
+        else optuna.distributions.FloatDistribution(value / 2, value * 2)
+        for name, value in params.items()
+    }
+    study = optuna.create_study(direction="maximize")
+    study.add_trial(optuna.trial.create_trial(params=params, distributions=distributions, value=-70.0))
+    base = {"normalize": True, "n_envs": 8, "n_timesteps": 1e6, "group_size": 8, "n_groups": 2, "bin_width": 10}
+    entry = report.trial_entry(study, 0, base)
+    # Kept from the task's entry; replaced or added by the trial, as rl-zoo3's --trial-id would.
+    assert entry["normalize"] is True and entry["n_timesteps"] == 1e6 and entry["bin_width"] == 10
+    assert entry["n_envs"] == 16 and entry["group_size"] == 4 and entry["n_groups"] == 8
+    assert entry["learning_rate"] == "lin_0.0003" and entry["gamma"] == pytest.approx(0.99)
+    assert entry["baseline_kwargs"] == {"per_bin_std": True} and entry["normalize_advantage"] is False
+    assert entry["policy_kwargs"] == "dict(net_arch=[128, 128], activation_fn=nn.Tanh)"
