@@ -291,9 +291,11 @@ def test_sampler_proposes_only_valid_combinations(n_actions, tune_n_envs):
         assert ("bin_eps" in trial.params) == (params["binning"] == "grid") == ("bin_eps" in params)
         assert ("log_std_init" in policy_kwargs) == (n_actions > 0) == ("log_std_init" in trial.params)
         # GRPO's per-bin std only with the group baseline, and then instead of the minibatch normalisation.
-        per_bin_std = params.get("baseline_kwargs", {}).get("per_bin_std", False)
+        # The trial's estimator replaces an entry's whole (an entry's per_bin_std does not apply to knn).
+        per_bin_std = (params["baseline_kwargs"] or {}).get("per_bin_std", False)
         assert ("per_bin_std" in trial.params) == (params["baseline"] == "group")
-        assert per_bin_std == trial.params.get("per_bin_std", False) == (params.get("normalize_advantage") is False)
+        assert per_bin_std == trial.params.get("per_bin_std", False) == (not params["normalize_advantage"])
+        assert params["baseline_kwargs"] in (None, {"per_bin_std": True})
         # The converter rebuilds the same hyperparameters from the stored trial (plus n_envs for rl-zoo3).
         reloaded = zoo.convert_gpg_params(trial.params)
         assert reloaded.pop("n_envs") == n_envs == trial.params["n_envs"]
@@ -308,16 +310,22 @@ def test_sampler_proposes_only_valid_combinations(n_actions, tune_n_envs):
 
 def test_sampler_proposals_build_a_model():
     study = optuna.create_study(sampler=optuna.samplers.RandomSampler(seed=0))
+    # rl-zoo3 updates the entry's hyperparameters with the trial's: HalfCheetah-v5's entry sets per_bin_std,
+    # which must not reach a trial's knn baseline.
+    entry = {"baseline_kwargs": {"per_bin_std": True}, "normalize_advantage": False}
+    baselines = set()
     for env_id, n_actions in (("CartPole-v1", 0), ("Pendulum-v1", 1)):
-        for _ in range(3):
+        for _ in range(4):
             trial = study.ask()
             n_envs = zoo.suggest_n_envs(trial)
             params = zoo.sample_gpg_params(trial, n_actions, n_envs, {})
             env = make_vec_env(env_id, n_envs=n_envs)
-            model = GPG("MlpPolicy", env, **params)
+            model = GPG("MlpPolicy", env, **{**entry, **params})
             assert model.episodes_per_rollout >= n_envs
+            baselines.add(model.baseline)
             env.close()
             study.tell(trial, 0.0)
+    assert baselines == {"group", "knn"}
 
 
 #: The best HalfCheetah-v5 settings found by hand (issue 9): the search space must hold them.

@@ -158,10 +158,12 @@ def convert_gpg_params(sampled_params: dict[str, Any]) -> dict[str, Any]:
         else:
             hyperparams["n_groups"] = None
     policy_kwargs: dict[str, Any] = {}
-    if hyperparams.pop("per_bin_std", False):
-        # GRPO's per-bin std replaces the per-minibatch normalisation (as in the estimator study).
-        hyperparams["baseline_kwargs"] = {"per_bin_std": True}
-        hyperparams["normalize_advantage"] = False
+    if "baseline" in hyperparams:
+        # The trial's estimator replaces the entry's (whose baseline_kwargs may not apply to it); GRPO's
+        # per-bin std replaces the per-minibatch normalisation (as in the estimator study).
+        per_bin_std = bool(hyperparams.pop("per_bin_std", False))
+        hyperparams["baseline_kwargs"] = {"per_bin_std": True} if per_bin_std else None
+        hyperparams["normalize_advantage"] = not per_bin_std
     if "net_arch" in hyperparams:
         policy_kwargs["net_arch"] = list(NET_ARCHS[hyperparams.pop("net_arch")])
     if "net_width" in hyperparams or "net_depth" in hyperparams:
