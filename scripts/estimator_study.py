@@ -1,7 +1,9 @@
 """
 Estimator study (issue 9): GPG's advantage estimator variants on one fixed protocol.
 
-Every variant is ``hyperparams/gpg.yml`` with the same entries, plus the variant's
+Every variant is the study's source configuration (``benchmarks/estimator_study/source_gpg.yml``:
+``hyperparams/gpg.yml`` as it was when the study started, so that later entry changes neither
+rerun nor mix its runs) with the same entries, plus the variant's
 ``baseline``/``baseline_kwargs`` (and ``normalize_advantage``) in each task's entry. Each variant
 runs through ``scripts/benchmark.py`` (rl-zoo3 runs, one process each, resumable per run) into
 ``benchmarks/estimator_study/<variant>/``, on seeds the benchmark never uses (100-102), at the
@@ -130,7 +132,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--variants", nargs="+", default=list(VARIANTS), choices=list(VARIANTS))
     parser.add_argument("--tasks", nargs="+", default=list(TASKS))
     parser.add_argument("--seeds", nargs="+", type=int, default=list(SEEDS))
-    parser.add_argument("--conf", type=Path, default=ROOT / "hyperparams" / "gpg.yml", help="GPG's source configuration")
+    parser.add_argument("--conf", type=Path, default=OUT / "source_gpg.yml", help="GPG's source configuration")
     parser.add_argument("--out", type=Path, default=OUT)
     parser.add_argument("--n-jobs", type=int, default=1)
     parser.add_argument("--report-only", action="store_true", help="rewrite the reports from the finished runs")
