@@ -59,7 +59,8 @@ def test_main_writes_a_csv_per_study_and_the_markdown(report, tmp_path, monkeypa
 
 def test_trial_entry_is_the_task_entry_with_the_trials_settings(report):
     params = {"n_envs": 16, "group_size": 4, "episodes_per_env": 2, "learning_rate": 3e-4, "lr_schedule": "linear"}
-    params |= {"one_minus_gamma": 0.01, "net_width": 128, "net_depth": 2, "activation_fn": "tanh", "per_bin_std": True}
+    params |= {"one_minus_gamma": 0.01, "net_width": 128, "net_depth": 2, "activation_fn": "tanh"}
+    params |= {"baseline": "group", "per_bin_std": True}
     distributions = {
         name: optuna.distributions.CategoricalDistribution([value])
         if not isinstance(value, float)

@@ -158,7 +158,7 @@ def convert_gpg_params(sampled_params: dict[str, Any]) -> dict[str, Any]:
         else:
             hyperparams["n_groups"] = None
     policy_kwargs: dict[str, Any] = {}
-    if "baseline" in hyperparams:
+    if "baseline" in hyperparams or "per_bin_std" in hyperparams:
         # The trial's estimator replaces the entry's (whose baseline_kwargs may not apply to it); GRPO's
         # per-bin std replaces the per-minibatch normalisation (as in the estimator study).
         per_bin_std = bool(hyperparams.pop("per_bin_std", False))
