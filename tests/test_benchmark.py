@@ -4,17 +4,17 @@ resumption from committed results, the timing callback, and (slow) the smoke swe
 """
 
 import csv
-import importlib.util
 import io
 import json
 import os
 import subprocess
 import sys
 from pathlib import Path
-from types import ModuleType
 
 import numpy as np
 import pytest
+
+from tests.scripts import load_script
 
 pytest.importorskip("rl_zoo3")
 
@@ -23,17 +23,7 @@ SCRIPT = REPO / "scripts" / "benchmark.py"
 COMMITTED = REPO / "benchmarks" / "gpg_vs_ppo" / "runs"
 
 
-def load(name: str) -> ModuleType:
-    """Import a module of ``scripts/`` (not part of the package)."""
-    spec = importlib.util.spec_from_file_location(name, REPO / "scripts" / f"{name}.py")
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[name] = module
-    spec.loader.exec_module(module)
-    return module
-
-
-bench, report = load("benchmark"), load("bench_report")
+bench, report = load_script("benchmark"), load_script("bench_report")
 
 
 def run(algo: str, seed: int, final: float, curve: list[tuple[float, float]], wall: float, rate: float, **extra) -> dict:

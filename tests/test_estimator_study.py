@@ -1,12 +1,12 @@
 """scripts/estimator_study.py: variant configurations and the report, by hand."""
 
-import importlib.util
-import sys
 from pathlib import Path
 
 import pandas as pd
 import pytest
 import yaml
+
+from tests.scripts import load_script
 
 pytest.importorskip("rl_zoo3")
 
@@ -15,14 +15,7 @@ REPO = Path(__file__).resolve().parent.parent
 
 @pytest.fixture(scope="module")
 def study():
-    sys.path.insert(0, str(REPO / "scripts"))  # the script imports its neighbours, as when run from scripts/
-    try:
-        spec = importlib.util.spec_from_file_location("estimator_study", REPO / "scripts" / "estimator_study.py")
-        module = importlib.util.module_from_spec(spec)
-        spec.loader.exec_module(module)
-        yield module
-    finally:
-        sys.path.remove(str(REPO / "scripts"))
+    return load_script("estimator_study")
 
 
 def test_variant_config_adds_the_variant_to_every_entry(study):

@@ -1,6 +1,5 @@
 """scripts/tuning_report.py: tables and Markdown of journal studies, checked on a study built by hand."""
 
-import importlib.util
 import sys
 from pathlib import Path
 
@@ -8,19 +7,14 @@ import optuna
 import pandas as pd
 import pytest
 
+from tests.scripts import load_script
+
 REPO = Path(__file__).resolve().parent.parent
 
 
 @pytest.fixture(scope="module")
 def report():
-    sys.path.insert(0, str(REPO / "scripts"))  # the script imports its neighbours, as when run from scripts/
-    try:
-        spec = importlib.util.spec_from_file_location("tuning_report", REPO / "scripts" / "tuning_report.py")
-        module = importlib.util.module_from_spec(spec)
-        spec.loader.exec_module(module)
-        yield module
-    finally:
-        sys.path.remove(str(REPO / "scripts"))
+    return load_script("tuning_report")
 
 
 def _journal_study(path: Path, name: str) -> None:
