@@ -17,6 +17,7 @@ import argparse
 import contextlib
 import csv
 import dataclasses
+import hashlib
 import json
 import os
 import resource
@@ -67,6 +68,30 @@ def write_atomic(path: Path, data: Any) -> None:
         file.flush()
         os.fsync(file.fileno())
     os.replace(tmp, path)
+
+
+def code_version(algo: str) -> dict[str, Any]:
+    """
+    What made a run: the git commit of the checkout (and whether it had uncommitted changes), and the version of the
+    algorithm's code: for GPG the package version and a hash of ``sb3_gpg``'s Python sources (commits also change
+    for docs and configs; the hash changes only with the code), for PPO Stable-Baselines3's version.
+    """
+    import sb3_gpg
+
+    root = Path(__file__).resolve().parent.parent
+    git = lambda *a: subprocess.run(["git", *a], cwd=root, capture_output=True, text=True).stdout.strip()  # noqa: E731
+    sources = sorted(Path(sb3_gpg.__file__).parent.rglob("*.py"))
+    digest = hashlib.sha256()
+    for source in sources:
+        digest.update(source.relative_to(root).as_posix().encode() + b"\0" + source.read_bytes() + b"\0")
+    sb3 = f"stable-baselines3 {metadata.version('stable-baselines3')}"
+    code = f"sb3-gpg {sb3_gpg.__version__} {digest.hexdigest()[:12]}" if algo == "gpg" else sb3
+    return {"code": code, "git_commit": git("rev-parse", "HEAD") or None, "git_dirty": bool(git("status", "--porcelain"))}
+
+
+def config_hash(values: dict[str, Any]) -> str:
+    """A short hash of a configuration entry's values (key order does not matter)."""
+    return hashlib.sha256(json.dumps(values, sort_keys=True, default=str).encode()).hexdigest()[:12]
 
 
 def curve_area(steps: Sequence[float], returns: Sequence[float], budget: float) -> float:
@@ -312,6 +337,7 @@ def run_worker(spec_file: Path) -> None:
         "idle_fraction": logs.get("rollout/idle_fraction"), "log_means": logs, "hyperparams_file": spec["config"]["file"],
         "hyperparams_entry": spec["config"]["entry"], "hyperparams": {k: str(v) for k, v in saved_hyperparams.items()},
         "torch_threads": spec["torch_threads"], "curve": curve,
+        "provenance": {**code_version(spec["algo"]), "config_hash": config_hash(spec["config"]["values"])},
     }  # fmt: skip
     write_atomic(run_dir / "result.json", result)
 
