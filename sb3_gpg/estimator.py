@@ -30,7 +30,6 @@ Nothing here knows about torch, gymnasium or SB3, so every function can be check
 against hand-computed examples.
 """
 
-import importlib.util
 from collections.abc import Callable
 from typing import NamedTuple
 
@@ -363,7 +362,7 @@ def knn_baselines(
     :param n_folds: Number of folds (>= 2, at most the number of episodes).
     :return: Baselines, shape ``(n_steps,)``, float64.
     """
-    # scipy is imported here so that the default estimator needs nothing beyond NumPy (check_baseline checks it is there).
+    # scipy is imported here, where it is used, so that importing the estimator does not load it.
     from scipy.spatial import cKDTree
 
     returns = np.asarray(returns, dtype=np.float64)
@@ -403,8 +402,6 @@ def check_baseline(baseline: str, baseline_kwargs: dict[str, object] | None) -> 
     """
     if baseline not in BASELINE_OPTIONS:
         raise ValueError(f"baseline={baseline!r} is unknown: use one of {tuple(BASELINE_OPTIONS)}")
-    if baseline == "knn" and importlib.util.find_spec("scipy") is None:
-        raise ImportError("baseline='knn' needs scipy (its KD-tree): pip install scipy")
     options = dict(baseline_kwargs or {})
     unknown = set(options) - set(BASELINE_OPTIONS[baseline])
     if unknown:

@@ -224,11 +224,3 @@ def test_knn_baselines_hand_computed_cross_fitting():
         estimator.knn_baselines(features, returns, episode_ids, n_folds=5)
     with pytest.raises(ValueError, match="two episodes"):
         estimator.knn_baselines(features[:2], returns[:2], episode_ids[:2], n_folds=2)
-
-
-def test_check_baseline_names_the_missing_scipy(monkeypatch):
-    real = estimator.importlib.util.find_spec
-    monkeypatch.setattr(estimator.importlib.util, "find_spec", lambda name: None if name == "scipy" else real(name))
-    with pytest.raises(ImportError, match=r"baseline='knn' needs scipy.*pip install scipy"):
-        estimator.check_baseline("knn", None)
-    estimator.check_baseline("group", {"leave_one_out": True})  # the default baseline needs NumPy only
