@@ -4,7 +4,8 @@
 #     bash scripts/test.sh [PYTEST ARGS]       # e.g. -m "not slow", or tests/test_gpg.py -x
 #
 # Installs into .venv with every extra (scripts/install.sh tests,zoo,plots), starts the local
-# PostgreSQL server that the two multi-worker tuning tests need (.ci/postgres.sh), runs ruff, then
+# PostgreSQL server that the two multi-worker tuning tests need (.ci/postgres.sh), runs ruff, builds
+# the sdist and wheel and checks that PyPI can render their description (twine check), then
 # `python -m pytest` with every tier (slow and postgres included) and the arguments given.
 #
 # PostgreSQL: SB3_GPG_PG_URL, if set, names a server of your own; otherwise .ci/postgres.sh (which
@@ -41,6 +42,14 @@ fi
 export OMP_NUM_THREADS="${OMP_NUM_THREADS:-1}" MKL_NUM_THREADS="${MKL_NUM_THREADS:-1}"
 ruff check .
 ruff format --check .
+dist_dir="$(mktemp -d)"
+log "building the sdist and wheel into $dist_dir for twine check"
+python -m build --outdir "$dist_dir" . >"$dist_dir/build.log" 2>&1 || {
+    cat "$dist_dir/build.log" >&2
+    exit 1
+}
+twine check --strict "$dist_dir"/*.tar.gz "$dist_dir"/*.whl
+rm -rf "$dist_dir"
 status=0
 python -m pytest -p no:cacheprovider -rs "$@" || status=$?
 log "finished in $(($(date +%s) - start)) s (pytest exit status $status)"
