@@ -45,6 +45,8 @@ class GroupRolloutBuffer:
     :param bin_eps: Width of the grid bins
     :param baseline: ``"group"`` (binned group mean) or ``"knn"`` (see :func:`sb3_gpg.estimator.advantages`)
     :param baseline_kwargs: Options of the baseline (:data:`sb3_gpg.estimator.BASELINE_OPTIONS`)
+    :param explore_ties: When no group of the rollout has any spread of (the env's own) returns, so that every
+        advantage is zero, take the advantages from novelty returns instead (:func:`sb3_gpg.estimator.novelty_rewards`)
     """
 
     observations: np.ndarray | dict[str, np.ndarray]
@@ -59,6 +61,8 @@ class GroupRolloutBuffer:
     baselines: np.ndarray
     advantages: np.ndarray
     singleton_bin_fraction: float
+    #: Whether the last rollout's returns tied everywhere (its advantages then come from novelty, if explore_ties).
+    tied: bool
 
     def __init__(
         self,
@@ -71,8 +75,10 @@ class GroupRolloutBuffer:
         bin_eps: float = 0.1,
         baseline: str = "group",
         baseline_kwargs: dict[str, Any] | None = None,
+        explore_ties: bool = True,
     ) -> None:
         estimator.check_baseline(baseline, baseline_kwargs)
+        self.explore_ties = explore_ties
         self.baseline = baseline
         self.baseline_kwargs = baseline_kwargs
         self.observation_space = observation_space
@@ -90,6 +96,7 @@ class GroupRolloutBuffer:
         self._action_chunks: list[np.ndarray] = []
         self._log_prob_chunks: list[np.ndarray] = []
         self._reward_chunks: list[np.ndarray] = []
+        self._raw_reward_chunks: list[np.ndarray] = []
         self._episode_chunks: list[np.ndarray] = []
         self.full = False
         self._tensors: dict[str, th.Tensor | TensorDict] | None = None
@@ -108,6 +115,7 @@ class GroupRolloutBuffer:
         log_probs: th.Tensor | np.ndarray,
         rewards: np.ndarray,
         episode_ids: np.ndarray,
+        raw_rewards: np.ndarray | None = None,
     ) -> None:
         """
         Store one vectorised step for the environments that play an episode of the rollout.
@@ -117,6 +125,8 @@ class GroupRolloutBuffer:
         :param log_probs: Log probabilities of the actions
         :param rewards: Rewards received
         :param episode_ids: Episode played by each environment, -1 for an idle one (not stored)
+        :param raw_rewards: The env's own rewards, where ``rewards`` were rescaled (``VecNormalize``); they only decide
+            whether the rollout's returns tie. ``None``: ``rewards``.
         """
         active = np.asarray(episode_ids) >= 0
         if not active.any():
@@ -130,6 +140,8 @@ class GroupRolloutBuffer:
         self._action_chunks.append(np.array(actions[active]))
         self._log_prob_chunks.append(np.asarray(log_probs, dtype=np.float32).reshape(-1)[active])
         self._reward_chunks.append(np.asarray(rewards, dtype=np.float32).reshape(-1)[active])
+        raw = rewards if raw_rewards is None else raw_rewards
+        self._raw_reward_chunks.append(np.asarray(raw, dtype=np.float32).reshape(-1)[active])
         self._episode_chunks.append(np.asarray(episode_ids, dtype=np.int64)[active])
         self._size += int(active.sum())
 
@@ -158,8 +170,9 @@ class GroupRolloutBuffer:
         self.actions = np.concatenate(self._action_chunks)[order]
         self.log_probs = np.concatenate(self._log_prob_chunks)[order]
         self.rewards = np.concatenate(self._reward_chunks)[order]
+        raw_rewards = np.concatenate(self._raw_reward_chunks)[order]
         self._obs_chunks, self._action_chunks, self._log_prob_chunks = [], [], []
-        self._reward_chunks, self._episode_chunks = [], []
+        self._reward_chunks, self._raw_reward_chunks, self._episode_chunks = [], [], []
 
         self.group_ids = np.asarray(episode_groups, dtype=np.int64)[self.episode_ids]
         self.timesteps = estimator.timesteps_in_episode(self.episode_ids)
@@ -175,6 +188,18 @@ class GroupRolloutBuffer:
             self.baseline,
             self.baseline_kwargs,
         )
+        raw_returns = estimator.discounted_returns(raw_rewards, self.episode_ids, self.gamma)
+        self.tied = estimator.returns_tie(raw_returns, self.group_ids, self.episode_ids, self.timesteps)
+        if self.tied and self.explore_ties:
+            # No signal: every advantage would be zero and the policy would not move. The advantages of novelty returns
+            # (same groups and bins) favour the episodes that went where the others did not, until returns differ.
+            features = estimator.knn_features(self.observations, self.timesteps, time_weight=0.0)
+            novelty = estimator.novelty_rewards(features, self.episode_ids)
+            novelty_returns = estimator.discounted_returns(novelty, self.episode_ids, self.gamma)
+            per_bin_std = bool((self.baseline_kwargs or {}).get("per_bin_std", False)) and self.baseline == "group"
+            result = estimator.group_advantages(
+                novelty_returns, self.group_ids, self.episode_ids, self.bin_ids, per_bin_std=per_bin_std
+            )
         self.advantages = result.advantages.astype(np.float32)
         self.baselines = result.baselines.astype(np.float32)
         self.singleton_bin_fraction = result.singleton_bin_fraction

@@ -386,6 +386,71 @@ def knn_baselines(
     return baselines
 
 
+def returns_tie(
+    returns: np.ndarray, group_ids: np.ndarray, episode_ids: np.ndarray, timesteps: np.ndarray, rtol: float = 1e-6
+) -> bool:
+    """
+    Whether a rollout carries no signal: in every group, the episodes' returns are equal at every time step.
+
+    Then no baseline can tell the episodes of a group apart, and with one bin per time step every advantage
+    is zero: the policy gradient vanishes, as when every Acrobot or MountainCar episode runs into the time
+    limit, or every CartPole episode reaches it. (Coarser bins give the later steps of a bin non-zero
+    advantages even then, but they depend on the time step only, not on what the episode did.)
+
+    :param returns: Monte Carlo return of each step (of the env's own rewards: a ``VecNormalize`` rescaling
+        makes equal returns differ slightly).
+    :param group_ids: Group id of each step.
+    :param episode_ids: Episode id of each step; episodes are contiguous.
+    :param timesteps: Time step of each step within its episode.
+    :param rtol: Returns within ``rtol * (1 + |return|)`` of their mean count as equal (rounding).
+    :return: True if no group holds two different returns at one time step.
+    """
+    returns = np.asarray(returns, dtype=np.float64)
+    spread = group_advantages(returns, group_ids, episode_ids, timesteps).advantages
+    return bool(np.all(np.abs(spread) <= rtol * (1.0 + np.abs(returns))))
+
+
+def novelty_rewards(
+    features: np.ndarray, episode_ids: np.ndarray, n_neighbors: int = 16, n_folds: int = 2, max_dims: int = 32
+) -> np.ndarray:
+    """
+    Novelty of every step: ``log(1 + d)``, ``d`` the distance to its ``n_neighbors``-th nearest step of other episodes.
+
+    A particle estimate of how rarely the rollout visits a step's state (as in state-entropy exploration:
+    APT, RE3): an episode that goes where the others do not collects more of it. Episodes are dealt into
+    folds as in :func:`knn_baselines`, so that a step is compared with other episodes only (its own
+    neighbours in time would make every step look familiar). Features with more than ``max_dims``
+    columns are first projected onto ``max_dims`` random directions (seed 0), which keeps distances
+    approximately (Johnson-Lindenstrauss) and the KD-tree fast.
+
+    :param features: Features of each step (see :func:`knn_features`), shape ``(n_steps, n_features)``.
+    :param episode_ids: Episode id of each step; episodes are contiguous.
+    :param n_neighbors: Which neighbour's distance (fewer if the other folds hold fewer steps).
+    :param n_folds: Number of folds (>= 2, at most the number of episodes).
+    :param max_dims: Largest number of feature columns used as they are.
+    :return: Novelty rewards, shape ``(n_steps,)``, float64, >= 0.
+    """
+    from scipy.spatial import cKDTree
+
+    features = np.asarray(features, dtype=np.float64)
+    if features.shape[1] > max_dims:
+        projection = np.random.default_rng(0).standard_normal((features.shape[1], max_dims)) / np.sqrt(max_dims)
+        features = features @ projection
+    lengths = episode_lengths(episode_ids)
+    if lengths.size < 2:
+        raise ValueError("novelty_rewards needs at least two episodes (a step is compared with other episodes)")
+    n_folds = min(n_folds, lengths.size)
+    folds = np.repeat(np.arange(lengths.size) % n_folds, lengths)
+    distances = np.zeros(features.shape[0], dtype=np.float64)
+    for fold in range(n_folds):
+        query = folds == fold
+        reference = ~query
+        k = min(n_neighbors, int(reference.sum()))
+        found, _ = cKDTree(features[reference]).query(features[query], k=k)
+        distances[query] = found.reshape(int(query.sum()), k)[:, -1]
+    return np.log1p(distances)
+
+
 #: Options of each baseline (``baseline_kwargs`` of :func:`advantages`), with their defaults.
 BASELINE_OPTIONS: dict[str, dict[str, object]] = {
     "group": {"leave_one_out": False, "min_bin_count": None, "per_bin_std": False},

@@ -15,7 +15,7 @@ from stable_baselines3.common.on_policy_algorithm import OnPolicyAlgorithm
 from stable_baselines3.common.policies import BasePolicy
 from stable_baselines3.common.type_aliases import GymEnv, MaybeCallback, Schedule
 from stable_baselines3.common.utils import FloatSchedule, obs_as_tensor
-from stable_baselines3.common.vec_env import VecEnv
+from stable_baselines3.common.vec_env import VecEnv, unwrap_vec_normalize
 
 from sb3_gpg import safety
 from sb3_gpg.buffers import GroupRolloutBuffer
@@ -61,6 +61,11 @@ class GPG(OnPolicyAlgorithm):
         the mean return of the nearest steps of *other* episodes in observation-and-time space (cross-fitted; no bins)
     :param baseline_kwargs: Options: ``leave_one_out``, ``min_bin_count`` (thin bins pool the rollout's groups) and
         ``per_bin_std`` (GRPO) for ``"group"``; ``n_neighbors``, ``n_folds``, ``time_weight`` for ``"knn"`` (see estimator)
+    :param explore_ties: When the returns of every group of a rollout tie (no spread within any bin: every advantage
+        would be zero, as when every episode fails alike on a sparse-reward task), take the rollout's advantages from
+        novelty returns instead: each step's reward is ``log(1 + d)``, ``d`` its distance to the nearest states of other
+        episodes (see :func:`sb3_gpg.estimator.novelty_rewards`), so that the policy moves towards what the others did
+        not do until returns differ. A rollout with any spread is unchanged. Logged as ``gpg/returns_tied``.
     :param max_episode_steps: Optional cap on episode length. Episodes also end at termination and at the
         env's time limit; truncated episodes are treated as finished (finite-horizon returns, no bootstrap).
     :param batch_size: Minibatch size. A rollout smaller than this is used as a single minibatch.
@@ -103,6 +108,7 @@ class GPG(OnPolicyAlgorithm):
         bin_eps: float = 0.1,
         baseline: str = "group",
         baseline_kwargs: dict[str, Any] | None = None,
+        explore_ties: bool = True,
         max_episode_steps: int | None = None,
         batch_size: int = 64,
         n_epochs: int = 10,
@@ -137,6 +143,7 @@ class GPG(OnPolicyAlgorithm):
         self.bin_eps = float(bin_eps)
         self.binning = binning
         self.baseline, self.baseline_kwargs = baseline, baseline_kwargs
+        self.explore_ties = bool(explore_ties)
         self.clip_range = clip_range
         self.normalize_advantage = normalize_advantage
         self.target_kl = target_kl
@@ -210,6 +217,7 @@ class GPG(OnPolicyAlgorithm):
             bin_eps=self.bin_eps,
             baseline=self.baseline,
             baseline_kwargs=self.baseline_kwargs,
+            explore_ties=self.explore_ties,
         )
         self.policy = self.policy_class(  # type: ignore[assignment]
             self.observation_space, self.action_space, self.lr_schedule, use_sde=self.use_sde, **self.policy_kwargs
@@ -260,6 +268,8 @@ class GPG(OnPolicyAlgorithm):
         :return: True if the rollout completed, False if a callback stopped it.
         """
         self.policy.set_training_mode(False)
+        # The env's own rewards decide whether the rollout's returns tie (VecNormalize rescales them step by step).
+        vec_normalize = unwrap_vec_normalize(env)
         group_seeds = self._group_seed_rng.integers(0, 2**31 - 1, size=self._n_groups())
         rollout = GroupRollout(
             env, group_seeds, self.group_size, self._episode_step_limit, check_starts=not self._starts_checked
@@ -299,7 +309,8 @@ class GPG(OnPolicyAlgorithm):
                 return False
 
             safety.check_finite_step(rewards, new_obs, rollout.episodes >= 0, n_steps)
-            rollout_buffer.add(self._last_obs, actions, log_probs, rewards, rollout.episodes)  # type: ignore[arg-type]
+            raw_rewards = None if vec_normalize is None else vec_normalize.get_original_reward()
+            rollout_buffer.add(self._last_obs, actions, log_probs, rewards, rollout.episodes, raw_rewards)  # type: ignore[arg-type]
             finished = rollout.step(dones)  # the envs that are done have reset into their next episode
             # Only the rollout's episodes enter the episode statistics (not the idle envs' extra ones).
             self._update_info_buffer([infos[i] for i in finished], dones[finished])
@@ -323,6 +334,7 @@ class GPG(OnPolicyAlgorithm):
         self.logger.record("gpg/advantage_std", float(np.std(advantages)))
         self.logger.record("gpg/zero_advantage_fraction", float(np.mean(advantages == 0.0)))
         self.logger.record("gpg/singleton_bin_fraction", self.rollout_buffer.singleton_bin_fraction)
+        self.logger.record("gpg/returns_tied", float(self.rollout_buffer.tied))
         if np.all(advantages == 0.0):
             self.logger.record("gpg/all_advantages_zero", 1)
             # Common once a task is solved (every episode reaches the time limit with the same return):

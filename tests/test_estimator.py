@@ -224,3 +224,41 @@ def test_knn_baselines_hand_computed_cross_fitting():
         estimator.knn_baselines(features, returns, episode_ids, n_folds=5)
     with pytest.raises(ValueError, match="two episodes"):
         estimator.knn_baselines(features[:2], returns[:2], episode_ids[:2], n_folds=2)
+
+
+def test_returns_tie_hand_computed():
+    # Two episodes of one group, two steps each.
+    episodes, groups, steps = np.array([0, 0, 1, 1]), np.zeros(4, dtype=int), np.array([0, 1, 0, 1])
+    assert estimator.returns_tie(np.array([2.0, 1.0, 2.0, 1.0]), groups, episodes, steps)
+    assert not estimator.returns_tie(np.array([2.0, 1.0, 3.0, 1.0]), groups, episodes, steps)
+    assert not estimator.returns_tie(np.array([2.0, 1.0, 2.0, 0.0]), groups, episodes, steps)
+    # Different returns in different groups are no spread: each group's episodes are alike.
+    assert estimator.returns_tie(np.array([2.0, 1.0, 3.0, 1.0]), np.array([0, 0, 1, 1]), episodes, steps)
+    # Rounding of equal sums is not a spread.
+    one_group = np.zeros(2, dtype=int)
+    assert estimator.returns_tie(np.array([0.1 + 0.2, 0.3]), one_group, np.array([0, 1]), np.zeros(2, dtype=int))
+    # An episode that goes on longer, with zero rewards, returns as much as the others at every step.
+    assert estimator.returns_tie(np.array([1.0, 1.0, 0.0]), np.zeros(3, dtype=int), np.array([0, 1, 1]), np.array([0, 0, 1]))
+
+
+def test_novelty_rewards_hand_computed():
+    # Episode 0 visits x = 0, 1 and episode 1 x = 3, 5; two folds: each step is compared with the other episode.
+    features = np.array([[0.0], [1.0], [3.0], [5.0]])
+    novelty = estimator.novelty_rewards(features, np.array([0, 0, 1, 1]), n_neighbors=1)
+    np.testing.assert_allclose(novelty, np.log1p([3.0, 2.0, 2.0, 4.0]))
+    # The second nearest: for x = 0 among {3, 5} it is 5.
+    novelty = estimator.novelty_rewards(features, np.array([0, 0, 1, 1]), n_neighbors=2)
+    np.testing.assert_allclose(novelty, np.log1p([5.0, 4.0, 3.0, 5.0]))
+
+
+def test_novelty_rewards_projects_wide_features():
+    rng = np.random.default_rng(1)
+    features, episodes = rng.normal(size=(40, 100)), np.repeat(np.arange(4), 10)
+    novelty = estimator.novelty_rewards(features, episodes, n_neighbors=3, max_dims=8)
+    assert novelty.shape == (40,) and np.all(np.isfinite(novelty)) and np.all(novelty > 0)
+    np.testing.assert_array_equal(novelty, estimator.novelty_rewards(features, episodes, n_neighbors=3, max_dims=8))
+    # Up to max_dims columns the features are used as they are.
+    exact = estimator.novelty_rewards(features[:, :8], episodes, n_neighbors=3, max_dims=8)
+    assert not np.allclose(exact, novelty)
+    with pytest.raises(ValueError, match="two episodes"):
+        estimator.novelty_rewards(features, np.zeros(40, dtype=int))

@@ -564,6 +564,52 @@ def test_constant_rewards_train_without_nan():
     assert th.allclose(before, after)
 
 
+class TiedRewardWalk(gym.Env):
+    """Every episode returns the same (reward -1 each step, 6 steps), while the actions move a point on a line."""
+
+    observation_space = spaces.Box(-10.0, 10.0, shape=(1,), dtype=np.float32)
+    action_space = spaces.Discrete(2)
+
+    def reset(self, *, seed: int | None = None, options: dict | None = None):
+        super().reset(seed=seed)
+        self._x, self._t = 0.0, 0
+        return np.array([self._x], dtype=np.float32), {}
+
+    def step(self, action):
+        self._x += 1.0 if action == 1 else -1.0
+        self._t += 1
+        return np.array([self._x], dtype=np.float32), -1.0, False, self._t >= 6, {}
+
+
+@pytest.mark.parametrize("normalize", [False, True])
+def test_tied_returns_take_novelty_advantages(normalize):
+    # Tied returns would give every step a zero advantage. With explore_ties (the default) the rollout's advantages
+    # come from novelty returns instead, and the policy moves; without it nothing is learned. Under VecNormalize the
+    # rescaled rewards differ slightly from step to step: the tie is judged on the env's own rewards.
+    def make(explore_ties):
+        env = DummyVecEnv([TiedRewardWalk] * 4)
+        env = VecNormalize(env) if normalize else env
+        return GPG("MlpPolicy", env, group_size=4, n_groups=2, n_epochs=2, seed=0, explore_ties=explore_ties)
+
+    for explore_ties in (True, False):
+        model, spy = make(explore_ties), RolloutSpy()
+        before = th.nn.utils.parameters_to_vector(model.policy.parameters()).detach().clone()
+        model.learn(96, callback=spy)
+        after = th.nn.utils.parameters_to_vector(model.policy.parameters()).detach()
+        assert all(logged["gpg/returns_tied"] == 1.0 for logged in spy.logged)
+        moved = not th.allclose(before, after)
+        if explore_ties:
+            assert moved and all(np.abs(r["advantages"]).max() > 0 for r in spy.rollouts)
+        elif not normalize:
+            assert not moved and all(np.all(r["advantages"] == 0) for r in spy.rollouts)
+
+
+def test_returns_with_spread_are_not_tied():
+    spy = RolloutSpy()
+    GPG("MlpPolicy", "CartPole-v1", group_size=4, n_groups=1, n_epochs=1, seed=0).learn(100, callback=spy)
+    assert spy.logged[0]["gpg/returns_tied"] == 0.0
+
+
 # ---------------------------------------------------------------------------- numerical robustness
 
 
