@@ -306,6 +306,10 @@ def run_worker(spec_file: Path) -> None:
     curve_env.seed(CURVE_SEED_OFFSET + spec["seed"])
     timing = TimedEvaluation(curve_env, spec["eval_freq"], spec["curve_episodes"], spec["n_timesteps"])
     manager.callbacks.append(timing)
+    if spec.get("diagnostics") and spec["algo"] == "gpg":
+        from diagnostics import RolloutDiagnostics
+
+        manager.callbacks.append(RolloutDiagnostics(run_dir / "diagnostics.jsonl"))
     setup_s = time.perf_counter() - setup_start
     manager.learn(model)
     logger.close()
@@ -345,6 +349,7 @@ def run_worker(spec_file: Path) -> None:
 def plan_runs(args: argparse.Namespace, tasks: Sequence[Task], out: Path) -> list[dict[str, Any]]:
     """The specification of every run (task-major, then seed, then algorithm), in ``out/runs/<algo>/<env>/seed<seed>``."""
     common = {k: getattr(args, k) for k in ("eval_episodes", "curve_episodes", "vec_env", "device", "torch_threads")}
+    common["diagnostics"] = getattr(args, "diagnostics", False)
     specs = []
     for task in tasks:
         configs = {algo: zoo_entry(algo, task.env_id, args.conf) for algo in args.algos}
@@ -469,6 +474,7 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     add("--torch-threads", type=int, default=1, help="torch threads per run (default: 1)")
     add("--bootstrap-reps", type=int, default=2000, help="bootstrap resamples of the aggregates")
     add("--report-only", action="store_true", help="rewrite the reports from the finished runs, run nothing")
+    add("--diagnostics", action="store_true", help="GPG runs write diagnostics.jsonl (scripts/diagnostics.py)")
     add("--worker", help=argparse.SUPPRESS)
     if (args := parser.parse_args(argv)).smoke:
         parser.set_defaults(**SMOKE, out="benchmarks/smoke")
