@@ -3,10 +3,11 @@
 #
 #     bash scripts/test.sh [PYTEST ARGS]       # e.g. -m "not slow", or tests/test_gpg.py -x
 #
-# Installs into .venv with every extra (scripts/install.sh tests,zoo,plots), starts the local
+# Installs into .venv with every extra (scripts/install.sh tests,zoo,plots,docs), starts the local
 # PostgreSQL server that the two multi-worker tuning tests need (.ci/postgres.sh), runs ruff, builds
-# the sdist and wheel and checks that PyPI can render their description (twine check), then
-# `python -m pytest` with every tier (slow and postgres included) and the arguments given.
+# the sdist and wheel and checks that PyPI can render their description (twine check), builds the
+# documentation with warnings as errors (sphinx-build -W), then `python -m pytest` with every tier
+# (slow and postgres included) and the arguments given.
 #
 # PostgreSQL: SB3_GPG_PG_URL, if set, names a server of your own; otherwise .ci/postgres.sh (which
 # may apt-get install postgresql) runs as root, or through password-less sudo. Without either, the
@@ -18,7 +19,7 @@ cd "$(dirname "$0")/.."
 log() { echo "test.sh: $*" >&2; }
 start=$(date +%s)
 
-bash scripts/install.sh tests,zoo,plots
+bash scripts/install.sh tests,zoo,plots,docs
 . .venv/bin/activate
 
 if [ -n "${SB3_GPG_PG_URL:-}" ]; then
@@ -50,6 +51,8 @@ python -m build --outdir "$dist_dir" . >"$dist_dir/build.log" 2>&1 || {
 }
 twine check --strict "$dist_dir"/*.tar.gz "$dist_dir"/*.whl
 rm -rf "$dist_dir"
+log "building the documentation (warnings are errors)"
+sphinx-build -q -W --keep-going -b html docs docs/_build/html
 status=0
 python -m pytest -p no:cacheprovider -rs "$@" || status=$?
 log "finished in $(($(date +%s) - start)) s (pytest exit status $status)"
