@@ -14,6 +14,7 @@ episodes and writes ``result.json`` atomically. A restarted sweep skips the runs
 """
 
 import argparse
+import ast
 import contextlib
 import csv
 import dataclasses
@@ -70,22 +71,39 @@ def write_atomic(path: Path, data: Any) -> None:
     os.replace(tmp, path)
 
 
+def source_hash(paths: Sequence[Path], root: Path) -> str:
+    """
+    A short hash of Python sources that changes with their code, not with their docstrings, comments or layout:
+    each file's syntax tree with docstrings removed (``ast.dump``), with its path relative to ``root``.
+    """
+    digest = hashlib.sha256()
+    for path in sorted(paths):
+        tree = ast.parse(path.read_text())
+        for node in ast.walk(tree):
+            body = getattr(node, "body", None)
+            if isinstance(body, list) and body and isinstance(body[0], ast.Expr) and isinstance(body[0].value, ast.Constant):
+                if isinstance(body[0].value.value, str):
+                    node.body = body[1:] or [ast.Pass()]  # type: ignore[attr-defined]
+        digest.update(f"{path.relative_to(root).as_posix()}\0{ast.dump(tree)}\0".encode())
+    return digest.hexdigest()[:12]
+
+
 def code_version(algo: str) -> dict[str, Any]:
     """
-    What made a run: the git commit of the checkout (and whether it had uncommitted changes), and the version of the
-    algorithm's code: for GPG the package version and a hash of ``sb3_gpg``'s Python sources (commits also change
-    for docs and configs; the hash changes only with the code), for PPO Stable-Baselines3's version.
+    What made a run: the version of the algorithm's code (``code``), and the git commit of the checkout and whether it
+    had uncommitted changes. ``code`` is, for GPG, the package version and :func:`source_hash` of ``sb3_gpg``'s sources
+    (a commit also changes with docs and configurations, the hash only with the code); for PPO, Stable-Baselines3's
+    version. The sweep redoes a run whose ``code`` is not the current one; the reports refuse to mix two.
     """
     import sb3_gpg
 
     root = Path(__file__).resolve().parent.parent
     git = lambda *a: subprocess.run(["git", *a], cwd=root, capture_output=True, text=True).stdout.strip()  # noqa: E731
-    sources = sorted(Path(sb3_gpg.__file__).parent.rglob("*.py"))
-    digest = hashlib.sha256()
-    for source in sources:
-        digest.update(source.relative_to(root).as_posix().encode() + b"\0" + source.read_bytes() + b"\0")
+    package = Path(sb3_gpg.__file__).parent
     sb3 = f"stable-baselines3 {metadata.version('stable-baselines3')}"
-    code = f"sb3-gpg {sb3_gpg.__version__} {digest.hexdigest()[:12]}" if algo == "gpg" else sb3
+    code = (
+        f"sb3-gpg {sb3_gpg.__version__} {source_hash(list(package.rglob('*.py')), package.parent)}" if algo == "gpg" else sb3
+    )
     return {"code": code, "git_commit": git("rev-parse", "HEAD") or None, "git_dirty": bool(git("status", "--porcelain"))}
 
 
@@ -274,13 +292,30 @@ def run_key(spec: dict[str, Any]) -> dict[str, Any]:
     return {**{name: spec[name] for name in KEY}, "config": {k: v for k, v in spec["config"].items() if k != "file"}}
 
 
-def finished_result(spec: dict[str, Any]) -> dict[str, Any] | None:
-    """The run's ``result.json`` if it finished with the same settings (:func:`run_key`); else (or if unreadable) ``None``."""
+def result_code(result: dict[str, Any]) -> str:
+    """The code version that made a result (``"unrecorded"`` for results written before runs recorded it)."""
+    return result.get("provenance", {}).get("code", "unrecorded")
+
+
+def finished_result(spec: dict[str, Any], code: str | None = None) -> dict[str, Any] | None:
+    """
+    The run's ``result.json`` if it finished with the same settings (:func:`run_key`) and, if ``code`` is given, that
+    code version (:func:`code_version`); else (or if unreadable) ``None``.
+    """
     try:
         result = json.loads((Path(spec["run_dir"]) / "result.json").read_text())
-        return result if run_key(result["key"]) == run_key(spec) else None
+        same = run_key(result["key"]) == run_key(spec) and code in (None, result_code(result))
+        return result if same else None
     except (OSError, ValueError, KeyError, TypeError, AttributeError):
         return None
+
+
+def mixed_code(results: Sequence[dict[str, Any]]) -> dict[str, list[str]]:
+    """The algorithms whose results come from more than one code version, with those versions."""
+    versions: dict[str, set[str]] = {}
+    for result in results:
+        versions.setdefault(result["algo"], set()).add(result_code(result))
+    return {algo: sorted(codes) for algo, codes in versions.items() if len(codes) > 1}
 
 
 def run_worker(spec_file: Path) -> None:
@@ -400,7 +435,8 @@ def sweep(args: argparse.Namespace) -> int:
     """
     out, tasks = Path(args.out).resolve(), resolve_tasks(args)
     specs = plan_runs(args, tasks, out)
-    todo = [] if args.report_only else [spec for spec in specs if finished_result(spec) is None]
+    current = {algo: code_version(algo)["code"] for algo in args.algos}
+    todo = [] if args.report_only else [spec for spec in specs if finished_result(spec, current[spec["algo"]]) is None]
     failures, started, n_done, steps_done = [], time.perf_counter(), len(specs) - len(todo), 0
     if not args.report_only:
         packages = {"sb3-gpg", "stable-baselines3", "rl-zoo3", "torch", "gymnasium", "numpy", "pandas", "mujoco", "box2d"}
@@ -443,6 +479,13 @@ def sweep(args: argparse.Namespace) -> int:
 
     if not (results := [result for spec in specs if (result := finished_result(spec)) is not None]):
         return print("no finished runs: no report") or 1
+    if (mixed := mixed_code(results)) and not args.allow_mixed_code:
+        for algo, codes in mixed.items():
+            print(
+                f"{algo}'s runs come from {len(codes)} code versions ({', '.join(codes)}): no report. Run the sweep "
+                "again to redo the runs of older code, or pass --allow-mixed-code to report them as they are."
+            )
+        return 1
     command = " ".join(["python", "scripts/benchmark.py", *sys.argv[1:]])
     for name, data in bench_report.reports(results, tasks, args.algos, args.bootstrap_reps, command).items():
         write_atomic(out / name, data)
@@ -474,6 +517,7 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     add("--torch-threads", type=int, default=1, help="torch threads per run (default: 1)")
     add("--bootstrap-reps", type=int, default=2000, help="bootstrap resamples of the aggregates")
     add("--report-only", action="store_true", help="rewrite the reports from the finished runs, run nothing")
+    add("--allow-mixed-code", action="store_true", help="report runs of different code versions together")
     add("--diagnostics", action="store_true", help="GPG runs write diagnostics.jsonl (scripts/diagnostics.py)")
     add("--worker", help=argparse.SUPPRESS)
     if (args := parser.parse_args(argv)).smoke:

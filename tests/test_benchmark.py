@@ -153,6 +153,33 @@ def test_committed_results_are_finished_runs(tmp_path: Path) -> None:
     assert bench.finished_result(spec) is None
 
 
+def test_code_versions_decide_reuse_and_reports(tmp_path: Path) -> None:
+    # The source hash follows the code, not its docstrings, comments or blank lines.
+    source = tmp_path / "m.py"
+    hashes = []
+    for text in (
+        '"""doc"""\ndef f():\n    """a"""\n    return 1  # c\n',
+        '"""other"""\n\ndef f():\n    return 1\n',
+        "def f():\n    return 2\n",
+    ):
+        source.write_text(text)
+        hashes.append(bench.source_hash([source], tmp_path))
+    assert hashes[0] == hashes[1] != hashes[2]
+    # A run is reused only with the code version asked for; results without provenance are "unrecorded".
+    committed = json.loads((COMMITTED / "gpg" / "CartPole-v1" / "seed0" / "result.json").read_text())
+    spec = {**committed["key"], "run_dir": str(tmp_path)}
+    new = {**committed, "provenance": {"code": "sb3-gpg 0.1.0 abc"}}
+    (tmp_path / "result.json").write_text(json.dumps(new))
+    assert bench.finished_result(spec, "sb3-gpg 0.1.0 abc") == new
+    assert bench.finished_result(spec, "sb3-gpg 0.1.0 def") is None
+    assert bench.finished_result(spec) == new
+    assert bench.result_code(committed) == "unrecorded"
+    assert bench.mixed_code([new, committed]) == {"gpg": ["sb3-gpg 0.1.0 abc", "unrecorded"]}
+    assert bench.mixed_code([new, {**committed, "algo": "ppo"}]) == {}
+    assert bench.code_version("ppo")["code"].startswith("stable-baselines3 ")
+    assert bench.code_version("gpg")["code"].startswith("sb3-gpg ")
+
+
 def test_zoo_entries_conf_and_budgets(tmp_path: Path) -> None:
     path, key, entry = bench.zoo_entry("ppo", "CartPole-v1", {})
     assert path.name == "ppo.yml" and key == "CartPole-v1" and entry["n_steps"] == 32
