@@ -1,5 +1,5 @@
 """
-Estimator study (issue 9): GPG's advantage estimator variants on one fixed protocol.
+Estimator study: GPG's advantage estimator variants on one fixed protocol.
 
 Every variant is the study's source configuration (``benchmarks/estimator_study/source_gpg.yml``:
 ``hyperparams/gpg.yml`` as it was when the study started, so that later entry changes neither

@@ -1,5 +1,5 @@
 """
-Readable reports of the Optuna studies kept in ``benchmarks/tuning/`` (issue 9).
+Readable reports of the Optuna studies kept in ``benchmarks/tuning/``.
 
 Each study lives in an Optuna journal file, ``benchmarks/tuning/<study>.log`` (``--storage`` of
 ``python -m sb3_gpg.train --optimize``), which is what resumes it. This script writes, next to
@@ -156,10 +156,11 @@ def main() -> None:
         print(text, end="") if args.out is None else args.out.write_text(text)
         return
     sections = [
-        "# Optuna studies of GPG (issue 9)",
+        "# Optuna studies of GPG",
         "",
         "Written by `python scripts/tuning_report.py` from the journal files of this folder; a study resumes",
-        "with its own command (see `hyperparams/gpg.yml` and the README). Value: the trial's last evaluation",
+        "when its `--optimize` command runs again on its journal file with a new `--seed` (see the documentation's",
+        "rl-zoo3 page). Value: the trial's last evaluation",
         "(mean return of rl-zoo3's evaluation episodes), the maximum of noisy estimates for the best trial.",
         "",
     ]
