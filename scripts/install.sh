@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Install sb3-gpg into .venv, as the README's "Install" section does by hand:
+# Install sb3-gpg from this checkout into .venv (docs/guide/install.rst says more):
 #
 #     bash scripts/install.sh [EXTRAS]        # e.g. zoo (the default) or tests,zoo,plots,docs
 #

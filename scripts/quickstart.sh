@@ -8,7 +8,7 @@
 # hyperparams/gpg.yml (100k env steps; logs in logs/gpg/CartPole-v1_N), then runs the trained agent
 # for 1,000 steps without rendering and prints each episode's return (500 is CartPole-v1's maximum)
 # and their mean. No database is involved: for tuning on one machine, Optuna's embedded sqlite
-# (--storage sqlite:///gpg.db) is enough (README, "Tuning with Optuna").
+# (--storage sqlite:///gpg.db) is enough (README, "rl-zoo3 and Optuna").
 # Settings: SB3_GPG_TORCH (see scripts/install.sh).
 set -euo pipefail
 cd "$(dirname "$0")/.."

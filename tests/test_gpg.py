@@ -333,7 +333,7 @@ def test_load_errors(tmp_path):
         GPG.load(tmp_path / "ppo.zip")
     gpg = GPG("MlpPolicy", "CartPole-v1")
     gpg.save(tmp_path / "gpg")
-    # PPO.load on a GPG file is SB3's to refuse: it loads, and fails at its first rollout (README, "Parameters").
+    # PPO.load on a GPG file is SB3's to refuse: it loads, and fails at its first rollout (docs/modules/gpg.rst, "Notes").
     ppo_on_gpg = PPO.load(tmp_path / "gpg.zip", env=make_vec_env("CartPole-v1", n_envs=1))
     with pytest.raises(ValueError, match="not enough values to unpack"):
         ppo_on_gpg.learn(10)
@@ -388,7 +388,7 @@ def test_same_parameters_with_subproc_vec_env():
 
 
 def test_behaviour_fingerprint_is_unchanged():
-    # Pinned before the rollout refactor (issue 10) from the commit before it: the rollouts' episode, group,
+    # Pinned before the rollout code was restructured, from the commit before that change: the rollouts' episode, group,
     # time-step and action arrays, and the trained parameters. A change means GPG no longer does what it did;
     # if that is intended (or torch's sampling changes), recompute the numbers and say why in the commit.
     digest = hashlib.sha256()

@@ -328,7 +328,7 @@ def test_sampler_proposals_build_a_model():
     assert baselines == {"group", "knn"}
 
 
-#: The best HalfCheetah-v5 settings found by hand (issue 9): the search space must hold them.
+#: The best HalfCheetah-v5 settings found by hand: the search space must hold them.
 HAND_TUNED_HALFCHEETAH = {
     "n_envs": 8,
     "group_size": 4,
