@@ -2,7 +2,7 @@
 
 import warnings
 from functools import partial
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 import torch as th
@@ -53,7 +53,8 @@ class GPGPolicy(BasePolicy):
 
     It is PPO's actor (``ActorCriticPolicy`` minus the value network): features extractor,
     policy MLP, action head and, for continuous actions, the log standard deviation.
-    For the same ``net_arch`` its parameter count equals that of PPO's actor.
+    For the same ``net_arch`` its parameter count equals that of PPO's actor. The CNN and
+    multi-input policies are this class with another default features extractor.
 
     :param observation_space: Observation space
     :param action_space: Action space
@@ -68,12 +69,17 @@ class GPGPolicy(BasePolicy):
         (n_features,) when using gSDE
     :param use_expln: Use ``expln()`` instead of ``exp()`` to ensure a positive standard deviation (gSDE)
     :param squash_output: Whether to squash the output using a tanh function (only with gSDE)
-    :param features_extractor_class: Features extractor to use.
+    :param features_extractor_class: Features extractor to use; by default the class's
+        ``default_features_extractor_class`` (FlattenExtractor here, NatureCNN for ``CnnPolicy``,
+        CombinedExtractor for ``MultiInputPolicy``)
     :param features_extractor_kwargs: Keyword arguments to pass to the features extractor.
     :param normalize_images: Whether to normalize images or not, dividing by 255.0 (True by default)
     :param optimizer_class: The optimizer to use, ``th.optim.Adam`` by default
     :param optimizer_kwargs: Additional keyword arguments, excluding the learning rate, to pass to the optimizer
     """
+
+    #: Features extractor used when ``features_extractor_class`` is not given: all that the subclasses change.
+    default_features_extractor_class: ClassVar[type[BaseFeaturesExtractor]] = FlattenExtractor
 
     def __init__(
         self,
@@ -88,12 +94,14 @@ class GPGPolicy(BasePolicy):
         full_std: bool = True,
         use_expln: bool = False,
         squash_output: bool = False,
-        features_extractor_class: type[BaseFeaturesExtractor] = FlattenExtractor,
+        features_extractor_class: type[BaseFeaturesExtractor] | None = None,
         features_extractor_kwargs: dict[str, Any] | None = None,
         normalize_images: bool = True,
         optimizer_class: type[th.optim.Optimizer] = th.optim.Adam,
         optimizer_kwargs: dict[str, Any] | None = None,
     ):
+        if features_extractor_class is None:
+            features_extractor_class = self.default_features_extractor_class
         if optimizer_kwargs is None:
             optimizer_kwargs = {}
             # Same small epsilon as SB3's PPO, to avoid NaN in Adam
@@ -252,95 +260,15 @@ class GPGPolicy(BasePolicy):
 
 
 class GPGCnnPolicy(GPGPolicy):
-    """
-    Actor-only CNN policy for GPG (``CnnPolicy``): NatureCNN features by default.
+    """Actor-only policy for image observations (``CnnPolicy``): :class:`GPGPolicy` with NatureCNN features."""
 
-    See :class:`GPGPolicy` for the parameters.
-    """
-
-    def __init__(
-        self,
-        observation_space: spaces.Space,
-        action_space: spaces.Space,
-        lr_schedule: Schedule,
-        net_arch: list[int] | dict[str, list[int]] | None = None,
-        activation_fn: type[nn.Module] = nn.Tanh,
-        ortho_init: bool = True,
-        use_sde: bool = False,
-        log_std_init: float = 0.0,
-        full_std: bool = True,
-        use_expln: bool = False,
-        squash_output: bool = False,
-        features_extractor_class: type[BaseFeaturesExtractor] = NatureCNN,
-        features_extractor_kwargs: dict[str, Any] | None = None,
-        normalize_images: bool = True,
-        optimizer_class: type[th.optim.Optimizer] = th.optim.Adam,
-        optimizer_kwargs: dict[str, Any] | None = None,
-    ):
-        super().__init__(
-            observation_space,
-            action_space,
-            lr_schedule,
-            net_arch,
-            activation_fn,
-            ortho_init,
-            use_sde,
-            log_std_init,
-            full_std,
-            use_expln,
-            squash_output,
-            features_extractor_class,
-            features_extractor_kwargs,
-            normalize_images,
-            optimizer_class,
-            optimizer_kwargs,
-        )
+    default_features_extractor_class = NatureCNN
 
 
 class GPGMultiInputPolicy(GPGPolicy):
-    """
-    Actor-only policy for Dict observations (``MultiInputPolicy``): CombinedExtractor features by default.
+    """Actor-only policy for Dict observations (``MultiInputPolicy``): :class:`GPGPolicy` with CombinedExtractor features."""
 
-    See :class:`GPGPolicy` for the parameters.
-    """
-
-    def __init__(
-        self,
-        observation_space: spaces.Dict,
-        action_space: spaces.Space,
-        lr_schedule: Schedule,
-        net_arch: list[int] | dict[str, list[int]] | None = None,
-        activation_fn: type[nn.Module] = nn.Tanh,
-        ortho_init: bool = True,
-        use_sde: bool = False,
-        log_std_init: float = 0.0,
-        full_std: bool = True,
-        use_expln: bool = False,
-        squash_output: bool = False,
-        features_extractor_class: type[BaseFeaturesExtractor] = CombinedExtractor,
-        features_extractor_kwargs: dict[str, Any] | None = None,
-        normalize_images: bool = True,
-        optimizer_class: type[th.optim.Optimizer] = th.optim.Adam,
-        optimizer_kwargs: dict[str, Any] | None = None,
-    ):
-        super().__init__(
-            observation_space,
-            action_space,
-            lr_schedule,
-            net_arch,
-            activation_fn,
-            ortho_init,
-            use_sde,
-            log_std_init,
-            full_std,
-            use_expln,
-            squash_output,
-            features_extractor_class,
-            features_extractor_kwargs,
-            normalize_images,
-            optimizer_class,
-            optimizer_kwargs,
-        )
+    default_features_extractor_class = CombinedExtractor
 
 
 MlpPolicy = GPGPolicy
