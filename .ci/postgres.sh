@@ -3,13 +3,17 @@
 #
 # Installs Debian's postgresql if it is missing, creates (once) a cluster of its own listening on
 # 127.0.0.1 only, starts it if it is down, and creates (once) its user and database. Idempotent,
-# non-interactive; run it as root (CI). Logs go to stderr; the only line on stdout exports the URL:
+# non-interactive; run it as root (CI). Logs go to stderr; stdout holds only `export` lines: the URL,
+# and, when this run started the server, which cluster it started (to stop it with
+# `pg_ctlcluster $SB3_GPG_PG_STARTED stop`, as scripts/test.sh does on exit):
 #
 #     $ bash .ci/postgres.sh
+#     export SB3_GPG_PG_STARTED='15 sb3gpg'
 #     export SB3_GPG_PG_URL='postgresql+psycopg2://sb3gpg:sb3gpg@127.0.0.1:54329/sb3gpg'
 #
-# so `eval "$(bash .ci/postgres.sh)"` (as .ci/run does) or `. .ci/postgres.sh` sets it in the
-# calling shell.
+# so `eval "$(bash .ci/postgres.sh)"` (as scripts/test.sh does) or `. .ci/postgres.sh` sets them in
+# the calling shell. A server that was already running is left alone, and SB3_GPG_PG_STARTED is not
+# printed.
 # Settings: SB3_GPG_PG_PORT (default 54329); cluster, user, password and database are "sb3gpg".
 # The URL names the psycopg2 driver (pip install psycopg2-binary): SQLAlchemy >= 2.1 would
 # otherwise pick psycopg 3 for a plain postgresql:// URL.
@@ -21,7 +25,7 @@ _sb3_gpg_postgres() {
     log() { echo "postgres.sh: $*" >&2; }
 
     if ! command -v pg_ctlcluster >/dev/null 2>&1 || ! compgen -G "/usr/lib/postgresql/*/bin/postgres" >/dev/null; then
-        log "installing Debian's postgresql"
+        log "installing Debian's postgresql with apt-get"
         export DEBIAN_FRONTEND=noninteractive
         apt-get update -qq >&2
         apt-get install -y -qq --no-install-recommends postgresql >&2
@@ -44,6 +48,8 @@ _sb3_gpg_postgres() {
     if [ "$status" != "online" ]; then
         log "starting cluster $version/$name"
         pg_ctlcluster "$version" "$name" start >&2
+        # Printed at once, so that a caller can stop the server even if a step below fails.
+        echo "export SB3_GPG_PG_STARTED='$version $name'"
     fi
     local i
     for i in $(seq 1 30); do
