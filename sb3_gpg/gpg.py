@@ -139,7 +139,7 @@ class GPG(OnPolicyAlgorithm):
         self.max_episode_steps = (
             None if max_episode_steps is None else check_positive_int("max_episode_steps", max_episode_steps)
         )
-        safety.check_group_args(group_size, binning, bin_eps, baseline, baseline_kwargs)
+        safety.check_group_args(group_size, binning, bin_eps, baseline, baseline_kwargs, normalize_advantage)
         self.bin_eps = float(bin_eps)
         self.binning = binning
         self.baseline, self.baseline_kwargs = baseline, baseline_kwargs

@@ -71,7 +71,9 @@ def check_positive_int(name: str, value: Any, minimum: int = 1) -> int:
     return int(value)
 
 
-def check_group_args(group_size: int, binning: Any, bin_eps: Any, baseline: Any, baseline_kwargs: Any) -> None:
+def check_group_args(
+    group_size: int, binning: Any, bin_eps: Any, baseline: Any, baseline_kwargs: Any, normalize_advantage: Any
+) -> None:
     """
     Refuse a group size, binning, grid width or baseline with which GPG cannot learn.
 
@@ -80,8 +82,15 @@ def check_group_args(group_size: int, binning: Any, bin_eps: Any, baseline: Any,
     :param bin_eps: GPG's ``bin_eps``.
     :param baseline: GPG's ``baseline``.
     :param baseline_kwargs: GPG's ``baseline_kwargs``.
+    :param normalize_advantage: GPG's ``normalize_advantage``.
     """
     estimator.check_baseline(baseline, baseline_kwargs)
+    if (baseline_kwargs or {}).get("per_bin_std") and normalize_advantage:
+        raise ValueError(
+            "baseline_kwargs={'per_bin_std': True} with normalize_advantage=True normalizes the advantages twice: "
+            "each by the std of its bin's returns (GRPO), then each minibatch to mean 0 and std 1, which undoes the "
+            "per-bin scale. per_bin_std replaces the per-minibatch normalization: set normalize_advantage=False."
+        )
     if not (isinstance(bin_eps, (int, float)) and math.isfinite(bin_eps) and bin_eps > 0):
         raise ValueError(f"bin_eps must be a finite number > 0 (the grid width of binning='grid'), got {bin_eps!r}")
     if not (callable(binning) or binning in estimator.BINNINGS):

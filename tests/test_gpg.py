@@ -288,8 +288,9 @@ def test_net_arch_dict_with_vf_warns():
     ],
 )
 def test_baselines_reach_the_buffer_and_survive_save_load(tmp_path, baseline, baseline_kwargs):
+    # per_bin_std takes normalize_advantage=False; the buffer's advantages do not depend on it (train() normalizes).
     model = GPG("MlpPolicy", "Pendulum-v1", group_size=3, n_groups=2, n_epochs=1, baseline=baseline, seed=0,
-                baseline_kwargs=baseline_kwargs)  # fmt: skip
+                baseline_kwargs=baseline_kwargs, normalize_advantage=False)  # fmt: skip
     model.learn(1)  # one rollout: 6 episodes of 200 steps
     buffer = model.rollout_buffer
     expected = estimator.advantages(buffer.returns, buffer.group_ids, buffer.episode_ids, buffer.bin_ids,
@@ -457,6 +458,16 @@ def test_group_seed_generator_survives_save_and_load(tmp_path):
 def test_configuration_errors(kwargs, match):
     with pytest.raises(ValueError, match=match):
         GPG("MlpPolicy", "CartPole-v1", **kwargs)
+
+
+def test_per_bin_std_with_per_minibatch_normalization_is_refused():
+    per_bin_std = {"per_bin_std": True}
+    message = r"'per_bin_std': True.* normalize_advantage=True normalizes .*twice.*set normalize_advantage=False"
+    with pytest.raises(ValueError, match=message):
+        GPG("MlpPolicy", "CartPole-v1", baseline_kwargs=per_bin_std)  # normalize_advantage=True is the default
+    assert GPG("MlpPolicy", "CartPole-v1", baseline_kwargs=per_bin_std, normalize_advantage=False).normalize_advantage is False
+    # Either normalization alone is accepted.
+    GPG("MlpPolicy", "CartPole-v1", baseline_kwargs={"per_bin_std": False}, normalize_advantage=True)
 
 
 @pytest.mark.parametrize(
