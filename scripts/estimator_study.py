@@ -26,9 +26,8 @@ from typing import Any
 
 import pandas as pd
 import yaml
-from bench_report import markdown
+from bench_report import iqm, markdown
 from benchmark import RANDOM_SCORES  # scripts/ is on sys.path when this file runs as a script
-from scipy.stats import trim_mean
 
 ROOT = Path(__file__).resolve().parent.parent
 OUT = ROOT / "benchmarks" / "estimator_study"
@@ -86,14 +85,6 @@ def run_variant(name: str, args: argparse.Namespace) -> int:
     command = [sys.executable, str(ROOT / "scripts" / "benchmark.py"), "--algos", "gpg", "--conf", f"gpg={conf}"]
     command += ["--out", str(folder), "--tasks", *args.tasks, "--seeds", *map(str, args.seeds), "--n-jobs", str(args.n_jobs)]
     return subprocess.call(command + (["--report-only"] if args.report_only else []))
-
-
-def iqm(values: pd.Series) -> float:
-    """
-    :param values: Final returns of the seeds.
-    :return: Their interquartile mean (rliable's definition: the mean of the middle 50%).
-    """
-    return float(trim_mean(values, 0.25))
 
 
 def report(out: Path, variants: list[str], random_scores: dict[str, float]) -> pd.DataFrame:
