@@ -1,135 +1,139 @@
 """
-One GPG training probe with given keyword arguments: an evaluation curve and a final return, as one JSON line.
+A hand-tuning probe: one benchmark run of a task's GPG entry with some values changed, summarised as one JSON line.
 
-Hand tuning (issue 9) runs many of these on seeds the benchmark never uses (100 and up); the
-settings that win then go into ``hyperparams/gpg.yml`` and through ``scripts/benchmark.py``.
-The env is built as rl-zoo3 builds it for GPG's entries (``make_vec_env`` with ``n_envs`` envs,
-``VecNormalize`` with the model's gamma when ``--normalize``), the evaluation env is a separate
-seeded env whose normalisation statistics are synced before each evaluation (deterministic
-actions, rewards not normalised), and the evaluation time is kept out of the training seconds.
+The probe writes the task's entry (from ``hyperparams/gpg.yml`` or ``--conf``) with the ``--kw`` values into
+``<runs>/<env>/<tag>/gpg.yml`` and trains it with ``scripts/benchmark.py --conf gpg=... --diagnostics`` into that
+folder (rl-zoo3, one process, resumable; the run's ``diagnostics.jsonl`` is read with ``scripts/diagnostics.py``).
+It then appends to ``--out`` the final return, the evaluation curve and, for each evaluation period, the mean and
+maximum of the logged ``train/approx_kl``, ``train/clip_fraction``, ``train/entropy_loss``, ``train/std`` and
+``gpg/advantage_std`` of its rollouts (the run's ``progress.csv``). Probes run on seeds the benchmark never uses
+(100 and up); the settings that win go into ``hyperparams/gpg.yml`` and through the benchmark. Usage::
 
-Usage::
+    python scripts/probe.py --env HalfCheetah-v5 --seed 100 --tag mes200 --kw max_episode_steps=200 \\
+        --kw learning_rate=lin_3e-4 --kw "policy_kwargs=dict(log_std_init=-2, activation_fn=nn.ReLU)"
 
-    python scripts/probe.py --env HalfCheetah-v5 --seed 100 --tag mes200 \\
-        --kw "dict(group_size=4, n_groups=2, gamma=0.99, max_episode_steps=200, learning_rate=lin(3e-4))" \\
-        --out benchmarks/probes/halfcheetah.jsonl
-
-``--kw`` is a Python expression of GPG's keyword arguments; ``nn`` (``torch.nn``) and ``lin(x)``
-(a learning rate decaying linearly from ``x`` to 0) are available in it.
+``--kw KEY=VALUE`` sets a value of the entry as rl-zoo3 reads it: a Python literal (``200``, ``3e-4``, ``True``,
+``[64, 64]``), else the string as given (``lin_3e-4``; ``policy_kwargs`` as a ``dict(...)`` string).
 """
 
 import argparse
+import ast
+import csv
 import json
-import time
+import subprocess
+import sys
+from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 import numpy as np
-import torch as th
-from stable_baselines3.common.callbacks import BaseCallback
-from stable_baselines3.common.env_util import make_vec_env
-from stable_baselines3.common.evaluation import evaluate_policy
-from stable_baselines3.common.utils import LinearSchedule
-from stable_baselines3.common.vec_env import VecEnv, VecNormalize, sync_envs_normalization
-from torch import nn
+import yaml
+from benchmark import parse_pairs, zoo_entry  # scripts/ is on sys.path when this file runs as a script
 
-from sb3_gpg import GPG
+ROOT = Path(__file__).resolve().parent.parent
+#: Logged values summarised per evaluation period (those of the update before each rollout, and of the rollout).
+LOGGED = ("train/approx_kl", "train/clip_fraction", "train/entropy_loss", "train/std", "gpg/advantage_std")
 
 
-class Curve(BaseCallback):
+def parse_kw(items: Sequence[str] | None) -> dict[str, Any]:
     """
-    Evaluate every ``every`` env steps; record (steps, mean return, training seconds, policy std).
+    The entry's values given as ``KEY=VALUE``: a Python literal, else the string.
 
-    :param eval_env: Evaluation env
-    :param every: Env steps between evaluations
-    :param n_episodes: Episodes per evaluation
+    :param items: ``--kw`` as given
+    :return: the values by key
     """
-
-    #: logger keys of the previous update, read at each rollout's end; their mean and max over an evaluation
-    #: period are recorded with each evaluation (issue 9: what precedes a collapse)
-    DIAGNOSTICS = ("train/approx_kl", "train/clip_fraction", "train/entropy_loss", "gpg/advantage_std")
-
-    def __init__(self, eval_env: VecEnv, every: int, n_episodes: int) -> None:
-        super().__init__()
-        self.eval_env, self.every, self.n_episodes = eval_env, every, n_episodes
-        self.next, self.start, self.eval_seconds = every, time.perf_counter(), 0.0
-        self.points: list[tuple[int, float, float, float | None]] = []
-        self.window: dict[str, list[float]] = {key: [] for key in self.DIAGNOSTICS}
-        self.diagnostics: list[dict[str, float]] = []
-
-    def train_seconds(self) -> float:
-        return time.perf_counter() - self.start - self.eval_seconds
-
-    def evaluate(self, n_episodes: int) -> float:
-        started = time.perf_counter()
-        if isinstance(self.model.get_env(), VecNormalize):
-            sync_envs_normalization(self.model.get_env(), self.eval_env)
-        mean, _ = evaluate_policy(self.model, self.eval_env, n_eval_episodes=n_episodes)
-        self.eval_seconds += time.perf_counter() - started
-        return float(mean)
-
-    def _on_rollout_end(self) -> None:
-        for key in self.DIAGNOSTICS:
-            value = self.logger.name_to_value.get(key)
-            if value is not None and np.isfinite(value):
-                self.window[key].append(float(value))
-
-    def _on_step(self) -> bool:
-        if self.num_timesteps >= self.next:
-            self.next += self.every
-            mean = self.evaluate(self.n_episodes)
-            log_std = getattr(self.model.policy, "log_std", None)
-            std = None if log_std is None else round(float(th.exp(log_std.detach()).mean()), 4)
-            self.points.append((int(self.num_timesteps), round(mean, 1), round(self.train_seconds(), 1), std))
-            summary = {"steps": int(self.num_timesteps)}
-            for key, values in self.window.items():
-                if values:
-                    name = key.split("/")[1]
-                    summary |= {f"{name}_mean": round(float(np.mean(values)), 5), f"{name}_max": round(max(values), 5)}
-                values.clear()
-            self.diagnostics.append(summary)
-            print(self.points[-1], summary, flush=True)
-        return True
+    values = parse_pairs(items, "--kw", str)
+    for key, text in values.items():
+        try:
+            values[key] = ast.literal_eval(text)
+        except (ValueError, SyntaxError):
+            pass  # a string: a schedule (lin_3e-4), policy_kwargs...
+    return values
 
 
-def main() -> None:
+def period_summaries(curve_steps: Sequence[int], rows: Sequence[dict[str, str]]) -> list[dict[str, Any]]:
+    """
+    Mean and maximum of :data:`LOGGED` over the rollouts of each evaluation period.
+
+    A rollout ending at ``T`` env steps (``time/total_timesteps``) belongs to the first evaluation at more than ``T``
+    steps: the evaluations run within rollouts, before the rollout's end is logged.
+
+    :param curve_steps: env steps of the evaluations, in order
+    :param rows: the rows of ``progress.csv`` (one per rollout)
+    :return: one ``{"steps": ..., "<name>_mean": ..., "<name>_max": ...}`` per evaluation (``name``: the key's last part)
+    """
+    summaries, start = [], -1
+    for steps in curve_steps:
+        window = [row for row in rows if start <= float(row["time/total_timesteps"]) < steps]
+        summary: dict[str, Any] = {"steps": steps}
+        for key in LOGGED:
+            values = [float(row[key]) for row in window if row.get(key)]
+            values = [value for value in values if np.isfinite(value)]
+            if values:
+                name = key.split("/")[1]
+                summary |= {f"{name}_mean": round(float(np.mean(values)), 5), f"{name}_max": round(max(values), 5)}
+        summaries.append(summary)
+        start = steps
+    return summaries
+
+
+def probe_record(run_dir: Path, tag: str, kw: dict[str, Any], config: dict[str, Any]) -> dict[str, Any]:
+    """
+    The probe's line, from the benchmark run's ``result.json`` and ``progress.csv``.
+
+    :param run_dir: the run's folder
+    :param tag: the probe's name
+    :param kw: the values changed (``--kw``)
+    :param config: the entry the run trained
+    :return: task, seed, values, final return, curve (env steps, mean return, training seconds), period summaries
+    """
+    result = json.loads((run_dir / "result.json").read_text())
+    with open(run_dir / "progress.csv", newline="") as file:
+        rows = list(csv.DictReader(file))
+    curve = [point for point in result["curve"] if point["nominal"] != "final"]
+    return {
+        "tag": tag, "env": result["env_id"], "seed": result["seed"], "runner": "scripts/probe.py (scripts/benchmark.py)",
+        "n_envs": config.get("n_envs", 1), "kw": kw, "config": config, "final": result["final_mean"],
+        "curve": [[point["steps"], round(point["mean"], 1), round(point["wall_s"], 1)] for point in curve],
+        "diagnostics": period_summaries([point["steps"] for point in curve], rows),
+        "train_s": round(result["train_wall_s"], 1), "steps": result["env_steps"],
+        "run": str(run_dir.relative_to(ROOT) if run_dir.is_relative_to(ROOT) else run_dir),
+    }  # fmt: skip
+
+
+def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--env", default="HalfCheetah-v5")
-    parser.add_argument("--seed", type=int, default=100)
-    parser.add_argument("--n-envs", type=int, default=8)
-    parser.add_argument("--normalize", type=int, default=1, help="VecNormalize observations and rewards (1) or not (0)")
-    parser.add_argument("--steps", type=float, default=1e6)
-    parser.add_argument("--eval-every", type=float, default=1e5)
-    parser.add_argument("--eval-episodes", type=int, default=5)
-    parser.add_argument("--final-episodes", type=int, default=10)
-    parser.add_argument("--kw", default="dict()", help="GPG keyword arguments, as a Python expression")
-    parser.add_argument("--tag", default="")
-    parser.add_argument("--out", type=Path, required=True, help="JSON-lines file the result is appended to")
-    args = parser.parse_args()
-    th.set_num_threads(1)
-    kwargs = eval(args.kw, {"nn": nn, "lin": lambda x: LinearSchedule(x, 0.0, 1.0), "dict": dict})
-
-    # SB3's make_vec_env renders to rgb_array unless told otherwise; gymnasium's LunarLanders then add engine
-    # particles (Box2D bodies that expire only when a frame is drawn) and slow down 5-10x. rl-zoo3 builds its envs
-    # without a render mode: so does the probe.
-    no_render = {"render_mode": None}
-    env = make_vec_env(args.env, n_envs=args.n_envs, seed=args.seed, env_kwargs=no_render)
-    eval_env = make_vec_env(args.env, n_envs=1, seed=args.seed + 1000, env_kwargs=no_render)
-    if args.normalize:
-        env = VecNormalize(env, gamma=kwargs.get("gamma", 0.99))
-        eval_env = VecNormalize(eval_env, training=False, norm_reward=False)
-    model = GPG("MlpPolicy", env, seed=args.seed, **kwargs)
-    curve = Curve(eval_env, int(args.eval_every), args.eval_episodes)
-    model.learn(int(args.steps), callback=curve)
-    train_seconds = curve.train_seconds()
-    final = curve.evaluate(args.final_episodes)
-    record = {"tag": args.tag, "env": args.env, "seed": args.seed, "n_envs": args.n_envs, "kw": args.kw, "final": final}
-    record |= {"curve": curve.points, "diagnostics": curve.diagnostics}
-    record |= {"train_s": round(train_seconds, 1), "steps": int(model.num_timesteps)}
+    add = parser.add_argument
+    add("--env", default="HalfCheetah-v5")
+    add("--seed", type=int, default=100)
+    add("--kw", action="append", metavar="KEY=VALUE", help="a value of the entry; repeatable")
+    add("--tag", default="probe", help="the probe's name (its folder under --runs/<env>)")
+    add("--steps", type=float, default=1e6, help="env-step budget")
+    add("--eval-every", type=float, default=1e5, help="env steps between evaluations")
+    add("--eval-episodes", type=int, default=5, help="episodes of each evaluation")
+    add("--final-episodes", type=int, default=10, help="episodes of the final evaluation")
+    add("--conf", type=Path, help="GPG's configuration file the entry comes from (default: hyperparams/gpg.yml)")
+    add("--runs", type=Path, default=ROOT / "benchmarks" / "probes" / "runs", help="folder of the probes' runs")
+    add("--out", type=Path, default=ROOT / "benchmarks" / "probes" / "probes.jsonl", help="file the line is appended to")
+    args = parser.parse_args(argv)
+    kw = parse_kw(args.kw)
+    _, _, entry = zoo_entry("gpg", args.env, {"gpg": str(args.conf)} if args.conf else {})
+    config, folder = {**entry, **kw}, (args.runs / args.env / args.tag).resolve()
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "gpg.yml").write_text(yaml.safe_dump({args.env: config}, sort_keys=False))
+    command = [sys.executable, str(ROOT / "scripts" / "benchmark.py"), "--algos", "gpg", "--conf", f"gpg={folder}/gpg.yml"]
+    command += ["--tasks", args.env, "--seeds", str(args.seed), "--n-timesteps", str(int(args.steps)), "--diagnostics"]
+    command += ["--eval-freq", str(int(args.eval_every)), "--curve-episodes", str(args.eval_episodes)]
+    command += ["--eval-episodes", str(args.final_episodes), "--out", str(folder)]
+    if status := subprocess.call(command):
+        return status
+    record = probe_record(folder / "runs" / "gpg" / args.env / f"seed{args.seed}", args.tag, kw, config)
     args.out.parent.mkdir(parents=True, exist_ok=True)
     with open(args.out, "a") as file:  # one line per probe, appended in one write
         file.write(json.dumps(record) + "\n")
-    print("final", final)
+    print("final", record["final"])
+    return 0
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())
