@@ -38,8 +38,13 @@ class GroupResetWrapper(gym.Wrapper[ObsType, ActType, ObsType, ActType]):
     any ``VecEnv`` wrapper, so that GPG can check that a seed gives one start state.
 
     ``GPG`` adds this wrapper by itself when it builds the environment (env id or ``gym.Env``) or
-    receives a ``DummyVecEnv``; a ``SubprocVecEnv`` must be built with it, for example
-    ``make_vec_env(env_id, n_envs, vec_env_cls=SubprocVecEnv, wrapper_class=GroupResetWrapper)``.
+    receives a ``DummyVecEnv``; a ``SubprocVecEnv`` must be built with it, through
+    :func:`~sb3_gpg.add_group_reset`, for example
+    ``make_vec_env(env_id, n_envs, vec_env_cls=SubprocVecEnv, wrapper_class=sb3_gpg.add_group_reset)``.
+    It belongs at the bottom of the wrapper chain, right above the base environment, where
+    :func:`~sb3_gpg.add_group_reset` puts it: placed on top of SB3's ``Monitor`` (as
+    ``wrapper_class=GroupResetWrapper`` would), the episodes it truncates at ``max_episode_steps``
+    end unseen by ``Monitor``, and are missing from ``rollout/ep_rew_mean`` and the monitor files.
 
     :param env: Environment to wrap.
     """

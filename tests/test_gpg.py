@@ -188,6 +188,20 @@ def test_subproc_vec_env_and_idle_fraction():
         env.close()
 
 
+def test_monitor_records_capped_episodes_with_add_group_reset():
+    # Pendulum's episodes last 200 steps; GPG's cap ends them after 10. Through add_group_reset (the
+    # wrapper_class the docs recommend) the wrapper sits below SB3's Monitor, which records those episodes;
+    # wrapped on top of Monitor, as wrapper_class=GroupResetWrapper puts it, it hides them from Monitor.
+    recorded = {}
+    for wrapper_class in (add_group_reset, GroupResetWrapper):
+        env = make_vec_env("Pendulum-v1", n_envs=2, wrapper_class=wrapper_class, seed=0)
+        model = GPG("MlpPolicy", env, group_size=2, n_groups=2, max_episode_steps=10, n_epochs=1, seed=0)
+        model.learn(1)  # one rollout: 4 episodes of 10 steps
+        recorded[wrapper_class] = [info["l"] for info in model.ep_info_buffer]
+    assert recorded[add_group_reset] == [10, 10, 10, 10]
+    assert recorded[GroupResetWrapper] == []
+
+
 @pytest.mark.slow
 def test_subproc_vec_env_without_wrapper_is_refused():
     env = make_vec_env("CartPole-v1", n_envs=2, vec_env_cls=SubprocVecEnv)
