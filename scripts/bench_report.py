@@ -9,6 +9,7 @@ DataFrames and Series are supported in keyword arguments. Input `random_state` h
 'NoneType'>``). They are computed here, with rliable's definitions (tested in ``tests/test_benchmark.py``).
 """
 
+import functools
 import itertools
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
@@ -172,6 +173,47 @@ def target_comparison(results: Results, tasks: Sequence[Any]) -> list[dict[str, 
     return rows
 
 
+def _pooled_iqm(scores: Mapping[str, Any]) -> float:
+    """IQM of the scores of every task of ``scores`` (task -> run scores) pooled."""
+    return iqm(np.concatenate([np.asarray(x, dtype=float) for x in scores.values()]))
+
+
+def _normalized_iqm(gpg: Mapping[str, Any], ppo: Mapping[str, Any], random: float) -> float:
+    """GPG's pooled IQM with ``random`` at 0 and PPO's pooled IQM at 1 (NaN if PPO's equals ``random``)."""
+    value = normalized(_pooled_iqm(gpg), random, _pooled_iqm(ppo))
+    return float("nan") if value is None else value
+
+
+def verdicts(results: Results, tasks: Sequence[Any], reps: int) -> list[dict[str, Any]]:
+    """
+    GPG against PPO per task, from intervals: one row per task with runs of both (their seeds may differ).
+
+    Per algorithm: IQM of the final returns with its 95% bootstrap interval, mean, worst run, and runs below the task's
+    threshold. ``normalized``: GPG's IQM with a random policy at 0 and PPO's IQM at 1, with the interval of that ratio
+    when both algorithms' runs are resampled; ``p_improvement``: P(a GPG run beats a PPO run), ties counting half, with
+    its interval. ``verdict``: ``win`` if the normalized interval lies above 1, ``loss`` if below, else ``parity``.
+    """
+    rows = []
+    for task in tasks:
+        runs = {a: [r["final_mean"] for r in results if (r["env_id"], r["algo"]) == (task.env_id, a)] for a in ("gpg", "ppo")}
+        if not (runs["gpg"] and runs["ppo"]):
+            continue
+        scores = {a: {task.env_id: np.asarray(x, dtype=float)} for a, x in runs.items()}
+        row: dict[str, Any] = {"env_id": task.env_id}
+        for algo, x in scores.items():
+            finals = x[task.env_id]
+            below = None if task.threshold is None else int(np.sum(finals < task.threshold))
+            row |= {f"{algo}_seeds": len(finals), f"{algo}_iqm": stratified_bootstrap(_pooled_iqm, [x], reps)}
+            row |= {f"{algo}_mean": float(finals.mean()), f"{algo}_worst": float(finals.min()), f"{algo}_below": below}
+        ratio = functools.partial(_normalized_iqm, random=task.random_score)
+        row["normalized"] = stratified_bootstrap(ratio, [scores["gpg"], scores["ppo"]], reps)
+        row["p_improvement"] = stratified_bootstrap(probability_of_improvement, [scores["gpg"], scores["ppo"]], reps)
+        low, high = row["normalized"][1:]
+        row["verdict"] = "win" if low > 1 else "loss" if high < 1 else "parity"
+        rows.append(row)
+    return rows
+
+
 def plot_curves(out: Path, results: Results, algos: Sequence[str], thresholds: Mapping[str, Any]) -> None:
     """
     ``curves/<env>.png``: evaluation return against env steps and training seconds, mean and min-max over seeds.
@@ -217,6 +259,15 @@ def reports(results: Results, tasks: Sequence[Any], algos: Sequence[str], reps: 
     :param command: command line, quoted in ``benchmark.md``
     """
     agg, targets = aggregate(results, tasks, algos, reps), target_comparison(results, tasks)
+    per_task = verdicts(results, tasks, reps)
+    interval = lambda v: f"{v[0]:.1f} [{v[1]:.1f}, {v[2]:.1f}]" if abs(v[0]) >= 10 else f"{v[0]:.2f} [{v[1]:.2f}, {v[2]:.2f}]"  # noqa: E731
+    below = lambda v, n: "-" if v is None else f"{v}/{n}"  # noqa: E731
+    verdicts_md = [
+        [v["env_id"], interval(v["gpg_iqm"]), interval(v["ppo_iqm"]), interval(v["normalized"]), interval(v["p_improvement"]),
+         f"{v['gpg_mean']:.1f} / {v['ppo_mean']:.1f}", f"{v['gpg_worst']:.1f} / {v['ppo_worst']:.1f}",
+         f"{below(v['gpg_below'], v['gpg_seeds'])} / {below(v['ppo_below'], v['ppo_seeds'])}", v["verdict"]]
+        for v in per_task
+    ]  # fmt: skip
     order, returns = {t.env_id: i for i, t in enumerate(tasks)}, [r["episode_returns"] for r in results]
     runs = runs_frame(results, dtype=None).assign(order=lambda df: df["env_id"].map(order), returns=returns)
     zoo = [  # the episodes pooled over seeds
@@ -252,10 +303,20 @@ def reports(results: Results, tasks: Sequence[Any], algos: Sequence[str], reps: 
     details_columns += "|peak RSS MiB|rollout %|updates %"
     targets_columns = "env|final IQM|normalized|s to PPO's final / PPO's s|ratio|at PPO's time|steps/s ratio|params ratio"
     targets_columns += "|peak RSS ratio"
+    verdicts_columns = "env|GPG IQM [95% CI]|PPO IQM [95% CI]|normalized [95% CI]|P(GPG > PPO) [95% CI]|mean GPG / PPO"
+    verdicts_columns += "|worst GPG / PPO|below threshold GPG / PPO|verdict"
     text = f"""# GPG vs PPO (rl-zoo3)
 
 Command: `{command}`
 
+## Per task: GPG against PPO, with intervals
+
+Final return (deterministic evaluation after `n_timesteps` env steps). IQM: interquartile mean over the runs, with its
+95% bootstrap interval. `normalized`: GPG's IQM with a random policy at 0 and PPO's IQM at 1, the interval from
+resampling both algorithms' runs. P(GPG > PPO): chance that a GPG run beats a PPO run (ties count half). Verdict:
+`win` if the normalized interval lies above 1, `loss` if below 1, else `parity`.
+
+{table(verdicts_md, verdicts_columns, 1)}
 ## Performance of trained agents (rl-zoo3 format)
 
 Deterministic evaluation after `n_timesteps` env steps, pooled over seeds (`eval_episodes` = seeds x episodes).
@@ -294,6 +355,6 @@ Learning curves: `curves/<env>.png`. Per-seed numbers: `results.csv`, `results.j
         "results.json": list(results),
         "results.csv": runs_frame(results).to_csv(index=False),
         "curves.csv": curves_frame(results).astype(object).to_csv(index=False),
-        "aggregate.json": {**agg, "targets": targets},
+        "aggregate.json": {**agg, "targets": targets, "verdicts": per_task},
         "benchmark.md": text,
     }

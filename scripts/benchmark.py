@@ -382,14 +382,22 @@ def run_worker(spec_file: Path) -> None:
 
 
 def plan_runs(args: argparse.Namespace, tasks: Sequence[Task], out: Path) -> list[dict[str, Any]]:
-    """The specification of every run (task-major, then seed, then algorithm), in ``out/runs/<algo>/<env>/seed<seed>``."""
+    """
+    The specification of every run, in ``out/runs/<algo>/<env>/seed<seed>``: task-major, then the algorithms' i-th
+    seeds in turn (``--algo-seeds`` gives an algorithm its own seeds), so that the algorithms' runs alternate and
+    whatever else loads the machine meanwhile hits both alike.
+    """
     common = {k: getattr(args, k) for k in ("eval_episodes", "curve_episodes", "vec_env", "device", "torch_threads")}
     common["diagnostics"] = getattr(args, "diagnostics", False)
+    seeds = {algo: getattr(args, "algo_seeds", {}).get(algo, args.seeds) for algo in args.algos}
     specs = []
     for task in tasks:
         configs = {algo: zoo_entry(algo, task.env_id, args.conf) for algo in args.algos}
-        for seed in args.seeds:
+        for i in range(max(map(len, seeds.values()))):
             for algo, (path, entry, values) in configs.items():
+                if i >= len(seeds[algo]):
+                    continue
+                seed = seeds[algo][i]
                 config = dict(file=str(path), entry=entry, values=values)
                 spec = dict(common, algo=algo, env_id=task.env_id, seed=seed, n_timesteps=task.n_timesteps, config=config)
                 run_dir = out / "runs" / algo / task.env_id / f"seed{seed}"
@@ -496,12 +504,25 @@ def sweep(args: argparse.Namespace) -> int:
     return 1 if failures else 0
 
 
+def seed_range(text: str, parser: argparse.ArgumentParser) -> list[int]:
+    """``"10-19"`` -> ``[10, ..., 19]``; ``"3,5"`` -> ``[3, 5]``."""
+    try:
+        first, sep, last = text.partition("-")
+        seeds = list(range(int(first), int(last) + 1)) if sep else [int(s) for s in text.split(",")]
+    except ValueError:
+        seeds = []
+    if not seeds:
+        parser.error(f"--algo-seeds takes ALGO=FIRST-LAST or ALGO=S1,S2,..., not ...={text}")
+    return seeds
+
+
 def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     """Parse the command line (default: ``sys.argv[1:]``); with ``--smoke``, :data:`SMOKE` gives the defaults."""
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     add = parser.add_argument
     add("--tasks", nargs="+", default=DEFAULT_TASKS, help=f"Gymnasium ids (default: {' '.join(DEFAULT_TASKS)})")
     add("--seeds", nargs="+", type=int, default=[0, 1, 2, 3, 4], help="seeds (default: 0 1 2 3 4)")
+    add("--algo-seeds", action="append", metavar="ALGO=FIRST-LAST", help="an algorithm's own seeds instead; repeatable")
     add("--algos", nargs="+", choices=ALGOS, default=list(ALGOS), help="algorithms (default: gpg ppo)")
     add("--conf", action="append", metavar="ALGO=FILE", help="an algorithm's rl-zoo3 configuration file; repeatable")
     add("--n-timesteps", type=int, help="env-step budget of every task (default: rl-zoo3's PPO budget)")
@@ -524,6 +545,11 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
         parser.set_defaults(**SMOKE, out="benchmarks/smoke")
         args = parser.parse_args(argv)
     args.conf = parse_pairs(args.conf, "--conf", str)
+    args.algo_seeds = {
+        algo: seed_range(text, parser) for algo, text in parse_pairs(args.algo_seeds, "--algo-seeds", str).items()
+    }
+    if bad := sorted(set(args.algo_seeds) - set(ALGOS)):
+        parser.error(f"--algo-seeds {bad[0]}=...: ALGO must be one of {', '.join(ALGOS)}")
     if bad := [f"{algo}={path}" for algo, path in args.conf.items() if algo not in ALGOS or not Path(path).is_file()]:
         parser.error(f"--conf {bad[0]}: ALGO must be one of {', '.join(ALGOS)} and FILE an existing file")
     if bad := [

@@ -106,6 +106,24 @@ def test_target_comparison_by_hand() -> None:
     assert report.target_comparison([r for r in results if r["algo"] == "gpg"], [TASK]) == []
 
 
+def test_verdicts_from_intervals() -> None:
+    # Constant runs: every resample gives the same statistic, so the intervals collapse on hand-computed values.
+    task = bench.Task("CartPole-v1", 100, "test", 10, 475.0, "test", 0.0)
+    results = [run("gpg", s, 480.0, [], 1.0, 1.0) for s in (10, 11, 12)] + [run("ppo", s, 240.0, [], 1.0, 1.0) for s in (0, 1)]
+    (row,) = report.verdicts(results, [task], reps=50)
+    assert row["normalized"] == [2.0, 2.0, 2.0] and row["p_improvement"] == [1.0, 1.0, 1.0] and row["verdict"] == "win"
+    assert (row["gpg_seeds"], row["ppo_seeds"], row["gpg_below"], row["ppo_below"]) == (3, 2, 0, 2)
+    assert row["gpg_iqm"] == [480.0, 480.0, 480.0] and row["ppo_worst"] == 240.0
+    (row,) = report.verdicts([{**r, "algo": {"gpg": "ppo", "ppo": "gpg"}[r["algo"]]} for r in results], [task], reps=50)
+    assert row["normalized"] == [0.5, 0.5, 0.5] and row["verdict"] == "loss"
+    # Overlapping runs: the interval straddles 1, so parity whatever the point estimate.
+    mixed = [run("gpg", s, f, [], 1.0, 1.0) for s, f in enumerate((100.0, 300.0, 500.0))]
+    mixed += [run("ppo", s, f, [], 1.0, 1.0) for s, f in enumerate((200.0, 300.0, 400.0))]
+    (row,) = report.verdicts(mixed, [task], reps=200)
+    assert row["normalized"][1] < 1 < row["normalized"][2] and row["verdict"] == "parity"
+    assert report.verdicts(results[:3], [task], reps=10) == []  # no PPO run: no row
+
+
 def test_reports_keep_the_columns_and_read_both_result_versions() -> None:
     old_split = {"env": 1.0, "inference": 1.0, "advantages": 0.5, "updates": 2.0, "other": 0.5}
     results = [
@@ -178,6 +196,16 @@ def test_code_versions_decide_reuse_and_reports(tmp_path: Path) -> None:
     assert bench.mixed_code([new, {**committed, "algo": "ppo"}]) == {}
     assert bench.code_version("ppo")["code"].startswith("stable-baselines3 ")
     assert bench.code_version("gpg")["code"].startswith("sb3-gpg ")
+
+
+def test_algorithms_with_their_own_seeds_alternate(tmp_path: Path) -> None:
+    args = bench.parse_args(["--tasks", "CartPole-v1", "--algo-seeds", "gpg=10-12", "--algo-seeds", "ppo=0,1", "--out", "x"])
+    planned = bench.plan_runs(args, bench.resolve_tasks(args), tmp_path)
+    assert [(p["algo"], p["seed"]) for p in planned] == [("gpg", 10), ("ppo", 0), ("gpg", 11), ("ppo", 1), ("gpg", 12)]
+    assert planned[0]["run_dir"] == str(tmp_path / "runs" / "gpg" / "CartPole-v1" / "seed10")
+    for bad in (["--algo-seeds", "gpg=ten"], ["--algo-seeds", "sac=1-2"]):
+        with pytest.raises(SystemExit):
+            bench.parse_args(bad)
 
 
 def test_zoo_entries_conf_and_budgets(tmp_path: Path) -> None:
