@@ -444,7 +444,8 @@ def sweep(args: argparse.Namespace) -> int:
     out, tasks = Path(args.out).resolve(), resolve_tasks(args)
     specs = plan_runs(args, tasks, out)
     current = {algo: code_version(algo)["code"] for algo in args.algos}
-    todo = [] if args.report_only else [spec for spec in specs if finished_result(spec, current[spec["algo"]]) is None]
+    code = lambda algo: None if args.allow_mixed_code else current[algo]  # noqa: E731
+    todo = [] if args.report_only else [spec for spec in specs if finished_result(spec, code(spec["algo"])) is None]
     failures, started, n_done, steps_done = [], time.perf_counter(), len(specs) - len(todo), 0
     if not args.report_only:
         packages = {"sb3-gpg", "stable-baselines3", "rl-zoo3", "torch", "gymnasium", "numpy", "pandas", "mujoco", "box2d"}
@@ -538,7 +539,7 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     add("--torch-threads", type=int, default=1, help="torch threads per run (default: 1)")
     add("--bootstrap-reps", type=int, default=2000, help="bootstrap resamples of the aggregates")
     add("--report-only", action="store_true", help="rewrite the reports from the finished runs, run nothing")
-    add("--allow-mixed-code", action="store_true", help="report runs of different code versions together")
+    add("--allow-mixed-code", action="store_true", help="keep finished runs of other code versions and report them together")
     add("--diagnostics", action="store_true", help="GPG runs write diagnostics.jsonl (scripts/diagnostics.py)")
     add("--worker", help=argparse.SUPPRESS)
     if (args := parser.parse_args(argv)).smoke:
