@@ -18,9 +18,9 @@ def main(args: Sequence[str] | None = None, prog: str = "python -m sb3_gpg.train
     :param args: Command-line arguments without the program name (default: ``sys.argv[1:]``)
     :param prog: Program name shown in usage and error messages
     """
-    from sb3_gpg.zoo.cli import run
+    from sb3_gpg.cli import zoo_cli
 
-    run("train", args, prog)
+    zoo_cli(prog).run("train", args, prog)
 
 
 if __name__ == "__main__":

@@ -15,9 +15,11 @@ registries, and the command lines call it where they start.
 try:
     import optuna  # noqa: F401
     import rl_zoo3  # noqa: F401
-except ImportError as error:  # pragma: no cover - depends on the installed extras
-    raise ImportError(
-        f"sb3_gpg.zoo needs rl-zoo3 and Optuna ({error}): install them with `pip install sb3-gpg[zoo]`"
+except ModuleNotFoundError as error:  # pragma: no cover - depends on the installed extras
+    # Still a ModuleNotFoundError naming the missing module, which sb3_gpg.cli.zoo_cli reads.
+    raise ModuleNotFoundError(
+        f'sb3_gpg.zoo needs rl-zoo3 and Optuna ({error}): install them with `pip install "sb3-gpg[zoo]"`',
+        name=error.name,
     ) from error
 
 from sb3_gpg.zoo.cli import command_line, main, register, run, train_args, with_default_algo
