@@ -191,7 +191,8 @@ def verdicts(results: Results, tasks: Sequence[Any], reps: int) -> list[dict[str
     Per algorithm: IQM of the final returns with its 95% bootstrap interval, mean, worst run, and runs below the task's
     threshold. ``normalized``: GPG's IQM with a random policy at 0 and PPO's IQM at 1, with the interval of that ratio
     when both algorithms' runs are resampled; ``p_improvement``: P(a GPG run beats a PPO run), ties counting half, with
-    its interval. ``verdict``: ``win`` if the normalized interval lies above 1, ``loss`` if below, else ``parity``.
+    its interval. ``verdict``: ``win`` if the interval of P(GPG > PPO) lies above 1/2, ``loss`` if below, else ``parity``
+    (scale-free, unlike the normalized ratio, whose sign flips where PPO does worse than a random policy).
     """
     rows = []
     for task in tasks:
@@ -208,8 +209,8 @@ def verdicts(results: Results, tasks: Sequence[Any], reps: int) -> list[dict[str
         ratio = functools.partial(_normalized_iqm, random=task.random_score)
         row["normalized"] = stratified_bootstrap(ratio, [scores["gpg"], scores["ppo"]], reps)
         row["p_improvement"] = stratified_bootstrap(probability_of_improvement, [scores["gpg"], scores["ppo"]], reps)
-        low, high = row["normalized"][1:]
-        row["verdict"] = "win" if low > 1 else "loss" if high < 1 else "parity"
+        low, high = row["p_improvement"][1:]
+        row["verdict"] = "win" if low > 0.5 else "loss" if high < 0.5 else "parity"
         rows.append(row)
     return rows
 
@@ -250,16 +251,21 @@ def plot_curves(out: Path, results: Results, algos: Sequence[str], thresholds: M
         fig.savefig(out / "curves" / f"{env_id}.png", dpi=100)
 
 
-def reports(results: Results, tasks: Sequence[Any], algos: Sequence[str], reps: int, command: str) -> dict[str, Any]:
+def reports(
+    results: Results, tasks: Sequence[Any], algos: Sequence[str], reps: int, command: str, equal_time: Results = ()
+) -> dict[str, Any]:
     """
     The report files of a sweep by name, text or an object to write as JSON: ``results.json``/``.csv``, ``curves.csv``,
     ``aggregate.json`` and ``benchmark.md`` (rl-zoo3's table, per-task details, the targets, the aggregates, the tasks).
 
     :param reps: bootstrap resamples
     :param command: command line, quoted in ``benchmark.md``
+    :param equal_time: GPG's runs trained for PPO's median training seconds (``benchmark.py --equal-time``): a section
+        of ``benchmark.md`` and ``equal_time`` in ``aggregate.json`` compare their final returns with PPO's
     """
     agg, targets = aggregate(results, tasks, algos, reps), target_comparison(results, tasks)
     per_task = verdicts(results, tasks, reps)
+    at_ppo_time = verdicts([*equal_time, *(r for r in results if r["algo"] == "ppo")], tasks, reps) if equal_time else []
     interval = lambda v: f"{v[0]:.1f} [{v[1]:.1f}, {v[2]:.1f}]" if abs(v[0]) >= 10 else f"{v[0]:.2f} [{v[1]:.2f}, {v[2]:.2f}]"  # noqa: E731
     below = lambda v, n: "-" if v is None else f"{v}/{n}"  # noqa: E731
     verdicts_md = [
@@ -267,6 +273,15 @@ def reports(results: Results, tasks: Sequence[Any], algos: Sequence[str], reps: 
          f"{v['gpg_mean']:.1f} / {v['ppo_mean']:.1f}", f"{v['gpg_worst']:.1f} / {v['ppo_worst']:.1f}",
          f"{below(v['gpg_below'], v['gpg_seeds'])} / {below(v['ppo_below'], v['ppo_seeds'])}", v["verdict"]]
         for v in per_task
+    ]  # fmt: skip
+    budgets = {t: (r["time_budget_s"], []) for r in equal_time for t in [r["env_id"]]}
+    for r in equal_time:
+        budgets[r["env_id"]][1].append(r["train_wall_s"])
+    equal_md = [
+        [v["env_id"], _fmt(budgets[v["env_id"]][0], "s"), _fmt(float(np.median(budgets[v["env_id"]][1])), "s"),
+         interval(v["gpg_iqm"]), interval(v["ppo_iqm"]), interval(v["normalized"]), interval(v["p_improvement"]),
+         f"{v['gpg_worst']:.1f} / {v['ppo_worst']:.1f}", v["verdict"]]
+        for v in at_ppo_time
     ]  # fmt: skip
     order, returns = {t.env_id: i for i, t in enumerate(tasks)}, [r["episode_returns"] for r in results]
     runs = runs_frame(results, dtype=None).assign(order=lambda df: df["env_id"].map(order), returns=returns)
@@ -305,6 +320,20 @@ def reports(results: Results, tasks: Sequence[Any], algos: Sequence[str], reps: 
     targets_columns += "|peak RSS ratio"
     verdicts_columns = "env|GPG IQM [95% CI]|PPO IQM [95% CI]|normalized [95% CI]|P(GPG > PPO) [95% CI]|mean GPG / PPO"
     verdicts_columns += "|worst GPG / PPO|below threshold GPG / PPO|verdict"
+    equal_columns = "env|PPO's median s|GPG's median s|GPG IQM [95% CI]|PPO IQM [95% CI]|normalized [95% CI]"
+    equal_columns += "|P(GPG > PPO) [95% CI]|worst GPG / PPO|verdict"
+    equal_section = (
+        f"""
+## GPG at PPO's training time
+
+Each GPG seed trained again for PPO's median training seconds on the task (`benchmark.py --equal-time`; its step
+budget that time at GPG's median steps per second, so that schedules end near it). GPG's final return at that time
+against PPO's final return, as above.
+
+{table(equal_md, equal_columns, 1)}"""
+        if equal_time
+        else ""
+    )
     text = f"""# GPG vs PPO (rl-zoo3)
 
 Command: `{command}`
@@ -314,9 +343,9 @@ Command: `{command}`
 Final return (deterministic evaluation after `n_timesteps` env steps). IQM: interquartile mean over the runs, with its
 95% bootstrap interval. `normalized`: GPG's IQM with a random policy at 0 and PPO's IQM at 1, the interval from
 resampling both algorithms' runs. P(GPG > PPO): chance that a GPG run beats a PPO run (ties count half). Verdict:
-`win` if the normalized interval lies above 1, `loss` if below 1, else `parity`.
+`win` if the interval of P(GPG > PPO) lies above 0.5, `loss` if below 0.5, else `parity`.
 
-{table(verdicts_md, verdicts_columns, 1)}
+{table(verdicts_md, verdicts_columns, 1)}{equal_section}
 ## Performance of trained agents (rl-zoo3 format)
 
 Deterministic evaluation after `n_timesteps` env steps, pooled over seeds (`eval_episodes` = seeds x episodes).
@@ -355,6 +384,6 @@ Learning curves: `curves/<env>.png`. Per-seed numbers: `results.csv`, `results.j
         "results.json": list(results),
         "results.csv": runs_frame(results).to_csv(index=False),
         "curves.csv": curves_frame(results).astype(object).to_csv(index=False),
-        "aggregate.json": {**agg, "targets": targets, "verdicts": per_task},
+        "aggregate.json": {**agg, "targets": targets, "verdicts": per_task, "equal_time": at_ppo_time},
         "benchmark.md": text,
     }

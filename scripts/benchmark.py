@@ -193,6 +193,22 @@ class TimedEvaluation(BaseCallback):
         self.end = time.perf_counter()
 
 
+class StopAtTrainingSeconds(BaseCallback):
+    """
+    Stop training once ``timing`` has counted ``seconds`` of training (evaluations excluded): the equal-time runs.
+
+    :param timing: the run's :class:`TimedEvaluation`
+    :param seconds: training seconds allowed
+    """
+
+    def __init__(self, timing: TimedEvaluation, seconds: float) -> None:
+        super().__init__()
+        self.timing, self.seconds = timing, seconds
+
+    def _on_step(self) -> bool:
+        return self.timing.train_seconds < self.seconds
+
+
 @dataclasses.dataclass
 class Task:
     """A benchmark task: env, budget, evaluation period, threshold and random-policy score."""
@@ -289,7 +305,8 @@ def run_key(spec: dict[str, Any]) -> dict[str, Any]:
     What identifies a run (``spec``: its specification, or the ``key`` of a ``result.json`` of this or an earlier version):
     :data:`KEY`, and its configuration's entry and values (not the file's path).
     """
-    return {**{name: spec[name] for name in KEY}, "config": {k: v for k, v in spec["config"].items() if k != "file"}}
+    key = {**{name: spec[name] for name in KEY}, "config": {k: v for k, v in spec["config"].items() if k != "file"}}
+    return key | ({"time_budget_s": spec["time_budget_s"]} if spec.get("time_budget_s") is not None else {})
 
 
 def result_code(result: dict[str, Any]) -> str:
@@ -345,10 +362,13 @@ def run_worker(spec_file: Path) -> None:
         from diagnostics import RolloutDiagnostics
 
         manager.callbacks.append(RolloutDiagnostics(run_dir / "diagnostics.jsonl"))
+    if (time_budget := spec.get("time_budget_s")) is not None:
+        manager.callbacks.append(StopAtTrainingSeconds(timing, time_budget))
     setup_s = time.perf_counter() - setup_start
     manager.learn(model)
     logger.close()
-    if model.num_timesteps < spec["n_timesteps"]:  # rl-zoo3's learn() swallows KeyboardInterrupt
+    out_of_time = time_budget is not None and timing.train_seconds >= time_budget
+    if model.num_timesteps < spec["n_timesteps"] and not out_of_time:  # rl-zoo3's learn() swallows KeyboardInterrupt
         raise SystemExit(f"training stopped at {model.num_timesteps} of {spec['n_timesteps']} env steps: no result written")
     final_env = manager.create_envs(1, eval_env=True)
     final_env.seed(FINAL_SEED_OFFSET + spec["seed"])
@@ -375,7 +395,7 @@ def run_worker(spec_file: Path) -> None:
         "rss_imports_mib": rss_imports, "children_peak_rss_mib": rss(resource.RUSAGE_CHILDREN),
         "idle_fraction": logs.get("rollout/idle_fraction"), "log_means": logs, "hyperparams_file": spec["config"]["file"],
         "hyperparams_entry": spec["config"]["entry"], "hyperparams": {k: str(v) for k, v in saved_hyperparams.items()},
-        "torch_threads": spec["torch_threads"], "curve": curve,
+        "torch_threads": spec["torch_threads"], "curve": curve, "time_budget_s": time_budget,
         "provenance": {**code_version(spec["algo"]), "config_hash": config_hash(spec["config"]["values"])},
     }  # fmt: skip
     write_atomic(run_dir / "result.json", result)
@@ -403,6 +423,28 @@ def plan_runs(args: argparse.Namespace, tasks: Sequence[Task], out: Path) -> lis
                 run_dir = out / "runs" / algo / task.env_id / f"seed{seed}"
                 specs.append(spec | dict(eval_freq=task.eval_freq, threshold=task.threshold, run_dir=str(run_dir)))
     return specs
+
+
+def plan_equal_time(specs: Sequence[dict[str, Any]], out: Path) -> list[dict[str, Any]]:
+    """
+    GPG's equal-time runs, in ``out/runs/gpg-equal-time/<env>/seed<seed>``: for every task whose GPG and PPO runs of
+    ``specs`` have all finished, each GPG seed again, training for PPO's median training seconds on the task
+    (``time_budget_s``). Its step budget is that time at GPG's median steps per second in its own runs (so that
+    learning-rate schedules end near the time budget); training stops at whichever comes first.
+    """
+    planned = []
+    for env_id in dict.fromkeys(spec["env_id"] for spec in specs):
+        runs = {a: [spec for spec in specs if (spec["env_id"], spec["algo"]) == (env_id, a)] for a in ("gpg", "ppo")}
+        results = {a: [finished_result(spec) for spec in runs[a]] for a in runs}
+        if not (runs["gpg"] and runs["ppo"]) or any(r is None for rs in results.values() for r in rs):
+            continue
+        seconds = round(float(np.median([r["train_wall_s"] for r in results["ppo"]])), 1)
+        steps = int(np.median([r["steps_per_s"] for r in results["gpg"]]) * seconds)
+        for spec in runs["gpg"]:
+            run_dir = out / "runs" / "gpg-equal-time" / env_id / f"seed{spec['seed']}"
+            timed = dict(n_timesteps=steps, eval_freq=max(1, steps // 20), time_budget_s=seconds, run_dir=str(run_dir))
+            planned.append(spec | timed)
+    return planned
 
 
 def run_jobs(jobs: Sequence[tuple[list[str], Path]], n_jobs: int, on_finish: Callable, env: dict[str, str]) -> None:
@@ -435,6 +477,42 @@ def run_jobs(jobs: Sequence[tuple[list[str], Path]], n_jobs: int, on_finish: Cal
             process.kill()  # no-op once it has exited
 
 
+def execute(todo: Sequence[dict[str, Any]], n_specs: int, args: argparse.Namespace) -> list[str]:
+    """
+    Run the workers of ``todo`` (``args.n_jobs`` at a time), printing each run's summary as it finishes.
+
+    :param n_specs: the number of runs of the sweep, finished ones included (for the ``[k/n]`` counter)
+    :return: the names of the runs that failed, then ``"interrupted"`` if the sweep was interrupted
+    """
+    failures: list[str] = []
+    started, n_done, steps_done = time.perf_counter(), n_specs - len(todo), 0
+
+    def on_finish(index: int, returncode: int) -> None:
+        nonlocal n_done, steps_done
+        spec, n_done, steps_done = todo[index], n_done + 1, steps_done + todo[index]["n_timesteps"]
+        name, elapsed = f"{spec['algo']} {spec['env_id']} seed {spec['seed']}", time.perf_counter() - started
+        eta = elapsed * (sum(s["n_timesteps"] for s in todo) - steps_done) / steps_done  # remaining steps at the rate so far
+        if (r := finished_result(spec) if returncode == 0 else None) is None:
+            failures.append(name)
+            print(f"[{n_done}/{n_specs}] FAILED {name} (exit {returncode}): see {spec['run_dir']}/worker.log", flush=True)
+        else:
+            summary = (
+                f"final {r['final_mean']:.1f} +/- {r['final_std']:.1f}, {r['env_steps']} steps, {r['train_wall_s']:.1f} s"
+            )
+            print(f"[{n_done}/{n_specs}] {name}: {summary} | elapsed {elapsed:.0f} s, ETA {eta:.0f} s", flush=True)
+
+    signal.signal(signal.SIGTERM, signal.default_int_handler)  # SIGTERM stops the sweep like Ctrl-C: no run looks finished
+    threads, worker = str(args.torch_threads), [sys.executable, str(Path(__file__).resolve()), "--worker"]
+    env = {**os.environ, "OMP_NUM_THREADS": threads, "MKL_NUM_THREADS": threads, "MPLBACKEND": "Agg"}
+    jobs = [([*worker, f"{s['run_dir']}/spec.json"], Path(s["run_dir"], "worker.log")) for s in todo]
+    try:
+        run_jobs(jobs, args.n_jobs, on_finish, env)
+    except KeyboardInterrupt:
+        print("interrupted: the finished runs are kept; run the same command again to resume")
+        failures.append("interrupted")
+    return failures
+
+
 def sweep(args: argparse.Namespace) -> int:
     """
     Run (or resume) the sweep, or with ``--report-only`` only read the finished runs; then write the reports.
@@ -446,7 +524,8 @@ def sweep(args: argparse.Namespace) -> int:
     current = {algo: code_version(algo)["code"] for algo in args.algos}
     code = lambda algo: None if args.allow_mixed_code else current[algo]  # noqa: E731
     todo = [] if args.report_only else [spec for spec in specs if finished_result(spec, code(spec["algo"])) is None]
-    failures, started, n_done, steps_done = [], time.perf_counter(), len(specs) - len(todo), 0
+    failures: list[str] = []
+    n_done = len(specs) - len(todo)
     if not args.report_only:
         packages = {"sb3-gpg", "stable-baselines3", "rl-zoo3", "torch", "gymnasium", "numpy", "pandas", "mujoco", "box2d"}
         versions = {d.name: d.version for d in metadata.distributions() if d.name.lower().replace("_", "-") in packages}
@@ -461,29 +540,22 @@ def sweep(args: argparse.Namespace) -> int:
             shutil.rmtree(spec["run_dir"], ignore_errors=True)  # interrupted, or from other settings: start afresh
             write_atomic(Path(spec["run_dir"]) / "spec.json", spec)
 
-    def on_finish(index: int, returncode: int) -> None:
-        nonlocal n_done, steps_done
-        spec, n_done, steps_done = todo[index], n_done + 1, steps_done + todo[index]["n_timesteps"]
-        name, elapsed = f"{spec['algo']} {spec['env_id']} seed {spec['seed']}", time.perf_counter() - started
-        eta = elapsed * (sum(s["n_timesteps"] for s in todo) - steps_done) / steps_done  # remaining steps at the rate so far
-        if (r := finished_result(spec) if returncode == 0 else None) is None:
-            failures.append(name)
-            print(f"[{n_done}/{len(specs)}] FAILED {name} (exit {returncode}): see {spec['run_dir']}/worker.log", flush=True)
-        else:
-            summary = (
-                f"final {r['final_mean']:.1f} +/- {r['final_std']:.1f}, {r['env_steps']} steps, {r['train_wall_s']:.1f} s"
-            )
-            print(f"[{n_done}/{len(specs)}] {name}: {summary} | elapsed {elapsed:.0f} s, ETA {eta:.0f} s", flush=True)
-
-    signal.signal(signal.SIGTERM, signal.default_int_handler)  # SIGTERM stops the sweep like Ctrl-C: no run looks finished
-    threads, worker = str(args.torch_threads), [sys.executable, str(Path(__file__).resolve()), "--worker"]
-    env = {**os.environ, "OMP_NUM_THREADS": threads, "MKL_NUM_THREADS": threads, "MPLBACKEND": "Agg"}
-    jobs = [([*worker, f"{s['run_dir']}/spec.json"], Path(s["run_dir"], "worker.log")) for s in todo]
-    try:
-        run_jobs(jobs, args.n_jobs, on_finish, env)
-    except KeyboardInterrupt:
-        print("interrupted: the finished runs are kept; run the same command again to resume")
+    failures += execute(todo, len(specs), args)
+    if failures and failures[-1] == "interrupted":
         return 130
+    equal_time: list[dict[str, Any]] = []
+    if args.equal_time and {"gpg", "ppo"} <= set(args.algos):
+        timed = plan_equal_time(specs, out)
+        timed_todo = [] if args.report_only else [s for s in timed if finished_result(s, code("gpg")) is None]
+        for spec in timed_todo:
+            shutil.rmtree(spec["run_dir"], ignore_errors=True)
+            write_atomic(Path(spec["run_dir"]) / "spec.json", spec)
+        if timed_todo:
+            print(f"equal-time runs: {len(timed_todo)} of {len(timed)} to run (GPG for PPO's median training seconds)")
+        failures += execute(timed_todo, len(timed), args)
+        if failures and failures[-1] == "interrupted":
+            return 130
+        equal_time = [result for spec in timed if (result := finished_result(spec)) is not None]
     import bench_report
 
     if not (results := [result for spec in specs if (result := finished_result(spec)) is not None]):
@@ -496,7 +568,8 @@ def sweep(args: argparse.Namespace) -> int:
             )
         return 1
     command = " ".join(["python", "scripts/benchmark.py", *sys.argv[1:]])
-    for name, data in bench_report.reports(results, tasks, args.algos, args.bootstrap_reps, command).items():
+    reports = bench_report.reports(results, tasks, args.algos, args.bootstrap_reps, command, equal_time)
+    for name, data in reports.items():
         write_atomic(out / name, data)
     bench_report.plot_curves(out, results, args.algos, {t.env_id: t.threshold for t in tasks})
     print(f"reports in {out}: benchmark.md, results.csv, results.json, curves.csv, aggregate.json, curves/<env>.png")
@@ -539,6 +612,7 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     add("--torch-threads", type=int, default=1, help="torch threads per run (default: 1)")
     add("--bootstrap-reps", type=int, default=2000, help="bootstrap resamples of the aggregates")
     add("--report-only", action="store_true", help="rewrite the reports from the finished runs, run nothing")
+    add("--equal-time", action="store_true", help="then train GPG again for PPO's median training seconds per task")
     add("--allow-mixed-code", action="store_true", help="keep finished runs of other code versions and report them together")
     add("--diagnostics", action="store_true", help="GPG runs write diagnostics.jsonl (scripts/diagnostics.py)")
     add("--worker", help=argparse.SUPPRESS)

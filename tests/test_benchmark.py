@@ -116,11 +116,15 @@ def test_verdicts_from_intervals() -> None:
     assert row["gpg_iqm"] == [480.0, 480.0, 480.0] and row["ppo_worst"] == 240.0
     (row,) = report.verdicts([{**r, "algo": {"gpg": "ppo", "ppo": "gpg"}[r["algo"]]} for r in results], [task], reps=50)
     assert row["normalized"] == [0.5, 0.5, 0.5] and row["verdict"] == "loss"
-    # Overlapping runs: the interval straddles 1, so parity whatever the point estimate.
+    # Overlapping runs: the intervals straddle 1 and 1/2, so parity whatever the point estimates.
     mixed = [run("gpg", s, f, [], 1.0, 1.0) for s, f in enumerate((100.0, 300.0, 500.0))]
     mixed += [run("ppo", s, f, [], 1.0, 1.0) for s, f in enumerate((200.0, 300.0, 400.0))]
     (row,) = report.verdicts(mixed, [task], reps=200)
-    assert row["normalized"][1] < 1 < row["normalized"][2] and row["verdict"] == "parity"
+    assert row["normalized"][1] < 1 < row["normalized"][2] and row["p_improvement"][1] < 0.5 < row["p_improvement"][2]
+    assert row["verdict"] == "parity"
+    # PPO below a random policy: the normalized ratio is negative, the verdict still follows P(GPG > PPO).
+    (row,) = report.verdicts([*results[:3], run("ppo", 0, -10.0, [], 1.0, 1.0)], [task], reps=50)
+    assert row["normalized"][0] < 0 and row["verdict"] == "win"
     assert report.verdicts(results[:3], [task], reps=10) == []  # no PPO run: no row
 
 
@@ -206,6 +210,27 @@ def test_algorithms_with_their_own_seeds_alternate(tmp_path: Path) -> None:
     for bad in (["--algo-seeds", "gpg=ten"], ["--algo-seeds", "sac=1-2"]):
         with pytest.raises(SystemExit):
             bench.parse_args(bad)
+
+
+def test_equal_time_runs_take_ppos_median_seconds(tmp_path: Path) -> None:
+    # PPO's runs took 10, 30 and 20 training seconds; GPG's ran 100 and 300 steps/s: GPG trains again for 20 s,
+    # with a step budget of 20 s at its median rate (200 steps/s), in its own folder; the key holds the time budget.
+    args = bench.parse_args(["--tasks", "CartPole-v1", "--algo-seeds", "gpg=10,11", "--algo-seeds", "ppo=0-2", "--out", "x"])
+    specs = bench.plan_runs(args, bench.resolve_tasks(args), tmp_path)
+    assert bench.plan_equal_time(specs, tmp_path) == []  # nothing finished yet
+    rates, seconds = iter([100.0, 300.0]), iter([10.0, 30.0, 20.0])
+    for spec in specs:
+        result = {"key": bench.run_key(spec), "algo": spec["algo"], "train_wall_s": 99.0, "steps_per_s": 1.0}
+        result |= {"steps_per_s": next(rates)} if spec["algo"] == "gpg" else {"train_wall_s": next(seconds)}
+        Path(spec["run_dir"]).mkdir(parents=True)
+        (Path(spec["run_dir"]) / "result.json").write_text(json.dumps(result))
+    timed = bench.plan_equal_time(specs, tmp_path)
+    assert [(t["seed"], t["time_budget_s"], t["n_timesteps"], t["eval_freq"]) for t in timed] == [
+        (10, 20.0, 4000, 200),
+        (11, 20.0, 4000, 200),
+    ]
+    assert timed[0]["run_dir"] == str(tmp_path / "runs" / "gpg-equal-time" / "CartPole-v1" / "seed10")
+    assert bench.run_key(timed[0])["time_budget_s"] == 20.0 and "time_budget_s" not in bench.run_key(specs[0])
 
 
 def test_zoo_entries_conf_and_budgets(tmp_path: Path) -> None:
