@@ -1,0 +1,76 @@
+"""
+Stall study report: GPG with and without ``explore_ties`` on tasks whose returns tie (``benchmarks/stalls/``).
+
+The runs are made by ``scripts/benchmark.py`` with the commands of ``benchmarks/stalls/PROTOCOL.md`` (one output
+folder per variant, ``off`` and ``novelty``). This script reads their ``result.json`` files and writes
+``benchmarks/stalls/stalls.md``: per task and variant, the runs and their seeds, the mean, IQM and worst final
+return, the runs that end at the task's floor (every evaluation episode times out without success), the runs
+below the task's threshold, and the share of rollouts whose returns tied (``gpg/returns_tied``).
+
+Usage::
+
+    python scripts/stall_study.py [--out benchmarks/stalls] [--variants off novelty]
+"""
+
+import argparse
+import json
+from pathlib import Path
+
+import pandas as pd
+from bench_report import iqm, markdown  # scripts/ is on sys.path when this file runs as a script
+
+ROOT = Path(__file__).resolve().parent.parent
+#: Final return of a run whose every evaluation episode times out without success.
+FLOORS = {"Acrobot-v1": -500.0, "MountainCar-v0": -200.0}
+
+
+def load(folder: Path, variant: str) -> pd.DataFrame:
+    """The finished runs of a variant's folder: task, seed, final return, threshold, share of tied rollouts."""
+    rows = []
+    for path in sorted(folder.glob("runs/gpg/*/seed*/result.json")):
+        r = json.loads(path.read_text())
+        tied = r["log_means"].get("gpg/returns_tied", float("nan"))
+        rows.append([variant, r["env_id"], r["seed"], r["final_mean"], r["threshold"], tied])
+    return pd.DataFrame(rows, columns=["variant", "env_id", "seed", "final", "threshold", "tied"])
+
+
+def table(runs: pd.DataFrame) -> pd.DataFrame:
+    """Per task and variant: runs, seeds, mean, IQM, worst, runs at the floor and below the threshold, tied share."""
+    rows = []
+    for (env_id, variant), g in runs.groupby(["env_id", "variant"], sort=False):
+        floor, threshold = FLOORS.get(env_id), g.threshold.iloc[0]
+        at_floor = "-" if floor is None else int((g.final <= floor).sum())
+        below = "-" if pd.isna(threshold) else int((g.final < threshold).sum())
+        seeds = f"{g.seed.min()}-{g.seed.max()}" if len(g) > 1 else str(g.seed.iloc[0])
+        rows.append([env_id, variant, len(g), seeds, f"{g.final.mean():.1f}", f"{iqm(g.final):.1f}", f"{g.final.min():.1f}",
+                     at_floor, below, f"{g.tied.mean():.3f}"])  # fmt: skip
+    columns = ["task", "variant", "runs", "seeds", "mean", "IQM", "worst", "at floor", "below threshold", "tied rollouts"]
+    return pd.DataFrame(rows, columns=columns)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "stalls")
+    parser.add_argument("--variants", nargs="+", default=["off", "novelty"])
+    args = parser.parse_args()
+    runs = pd.concat([load(args.out / v, v) for v in args.variants]).sort_values(["env_id", "variant", "seed"])
+    text = "\n".join(
+        [
+            "# Stall study: GPG with explore_ties off and on",
+            "",
+            "Protocol and commands: `PROTOCOL.md`. Final return: 20 deterministic episodes after the entry's budget.",
+            f"At the floor: every episode times out without success ({', '.join(f'{k} {v:g}' for k, v in FLOORS.items())}).",
+            "`tied rollouts`: mean over the runs of the share of rollouts whose returns tied in every group.",
+            "",
+            markdown(table(runs)),
+            "Per run (final return by seed):",
+            "",
+            markdown(runs.pivot_table(index=["env_id", "variant"], columns="seed", values="final").round(1).reset_index()),
+        ]
+    )
+    (args.out / "stalls.md").write_text(text)
+    print(text)
+
+
+if __name__ == "__main__":
+    main()
