@@ -190,7 +190,7 @@ class GroupRolloutBuffer:
         )
         raw_returns = estimator.discounted_returns(raw_rewards, self.episode_ids, self.gamma)
         self.tied = estimator.returns_tie(raw_returns, self.group_ids, self.episode_ids, self.timesteps)
-        if self.tied and self.explore_ties:
+        if self.tied and self.explore_ties and self.episode_ids[-1] != self.episode_ids[0]:  # two episodes to compare
             # No signal: every advantage would be zero and the policy would not move. The advantages of novelty returns
             # (same groups and bins) favour the episodes that went where the others did not, until returns differ.
             features = estimator.knn_features(self.observations, self.timesteps, time_weight=0.0)
