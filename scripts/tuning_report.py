@@ -15,6 +15,7 @@ returns and the runs below the task's threshold: the figures the adoption rules 
     python scripts/tuning_report.py
     python scripts/tuning_report.py --top 10 --dir benchmarks/tuning
     python scripts/tuning_report.py --entry acrobot-gpg-1m 10 Acrobot-v1 --out acrobot-trial10.yml
+    python scripts/tuning_report.py --dir DIR --entry STUDY best ENV --out best.yml   # the study's best trial
     python scripts/tuning_report.py --checks entry=benchmarks/tuning/verify/pendulum-entry \
         knn=benchmarks/tuning/verify/pendulum-knn
 """
@@ -133,7 +134,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--dir", type=Path, default=ROOT / "benchmarks" / "tuning", help="folder of the journal files")
     parser.add_argument("--top", type=int, default=5, help="best complete trials listed per study")
-    parser.add_argument("--entry", nargs=3, metavar=("STUDY", "TRIAL", "ENV"), help="write a trial as ENV's gpg.yml entry")
+    parser.add_argument(
+        "--entry", nargs=3, metavar=("STUDY", "TRIAL", "ENV"), help="write a trial (a number, or best) as ENV's gpg.yml entry"
+    )
     parser.add_argument("--out", type=Path, help="file of --entry (default: print it)")
     parser.add_argument("--checks", nargs="+", metavar="LABEL=DIR[,DIR]", help="summarise benchmark output folders")
     parser.add_argument("--seeds", nargs="+", type=int, help="seeds --checks keeps (default: all)")
@@ -152,7 +155,8 @@ def main() -> None:
         name, number, env_id = args.entry
         (study,) = [study for journal in args.dir.glob("*.log") for study in load_studies(journal) if study.study_name == name]
         base = yaml.safe_load(config_path("gpg").read_text()).get(env_id, {})
-        text = yaml.safe_dump({env_id: trial_entry(study, int(number), base)}, sort_keys=False)
+        trial = study.best_trial.number if number == "best" else int(number)
+        text = yaml.safe_dump({env_id: trial_entry(study, trial, base)}, sort_keys=False)
         print(text, end="") if args.out is None else args.out.write_text(text)
         return
     sections = [
