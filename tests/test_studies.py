@@ -103,3 +103,23 @@ def test_rollout_diagnostics_callback_records_each_rollout(tmp_path):
     )
     assert first["length_min"] <= first["length_mean"] <= first["length_max"] and not first["tied"]
     assert first["abs_adv_0_50"] > 0 and "train/approx_kl" in records[1]
+
+
+def test_locomotion_rule_and_report_by_hand():
+    locomotion = load_script("locomotion_study")
+    rows = [
+        ("ppo-zoo", "ppo", 100, 1000.0), ("ppo-zoo", "ppo", 101, 1200.0),  # mean 1100
+        ("ppo-sb3-defaults", "ppo", 100, 3000.0), ("ppo-sb3-defaults", "ppo", 101, 2000.0),
+        ("ppo-sb3-defaults", "ppo", 102, 10.0),
+        ("gpg-a", "gpg", 100, 2600.0), ("gpg-a", "gpg", 101, 2500.0),  # mean 2550 against 2500 on seeds 100-101
+    ]  # fmt: skip
+    runs = pd.DataFrame(
+        [[c, a, "Hopper-v5", s, f, 1.0] for c, a, s, f in rows],
+        columns=["config", "algo", "env_id", "seed", "final", "train_s"],
+    )
+    assert locomotion.ppo_choice(runs, "Hopper-v5") == "ppo-sb3-defaults"
+    assert locomotion.ppo_choice(runs[runs.seed != 101], "Hopper-v5") is None  # a rule seed missing
+    text = locomotion.report(runs)
+    assert "|Hopper-v5|gpg-a|ppo-sb3-defaults|100 101|2550.0|2500.0|yes|" in text
+    tie = runs.assign(final=lambda df: df.final.where(df.config != "ppo-sb3-defaults", 1100.0))
+    assert locomotion.ppo_choice(tie, "Hopper-v5") == "ppo-zoo"  # rl-zoo3's entry wins ties
