@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The README's tuning example, run and measured: does tuning pay?
 #
-#     bash scripts/tuning_example.sh [ENV] [BUDGET] [TRIALS]      # default: CartPole-v1 10000 20
+#     bash scripts/tuning_example.sh [ENV] [BUDGET] [TRIALS]      # default: Acrobot-v1 50000 20
 #
 # 1. An Optuna study of GPG on ENV at BUDGET env steps (GPG's search space, TPE, study seed 0), kept in
 #    benchmarks/tuning/example/<ENV>-<BUDGET>.log (a journal file: rerun to resume it).
@@ -13,8 +13,8 @@
 # Every step resumes: finished trials and runs are kept. One training process at a time, one torch thread.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-env_id="${1:-CartPole-v1}"
-budget="${2:-10000}"
+env_id="${1:-Acrobot-v1}"
+budget="${2:-50000}"
 trials="${3:-20}"
 out="benchmarks/tuning/example"
 name="$(echo "$env_id" | tr '[:upper:]' '[:lower:]')-$budget"
