@@ -9,7 +9,12 @@ below the task's threshold, and the share of rollouts whose returns tied (``gpg/
 
 Usage::
 
-    python scripts/stall_study.py [--out benchmarks/stalls] [--variants off novelty]
+    python scripts/stall_study.py [--out benchmarks/stalls] [--variants off novelty] [--seeds 100-109] \
+        [--reference LABEL=FOLDER ...]
+
+``--reference`` adds earlier runs of the same entries made without the parameter (any folder written by
+``scripts/benchmark.py``), reported as the variant ``LABEL``: where ``off`` has not run a task, they show what
+``explore_ties`` changed on it. ``--seeds`` keeps the runs of the protocol's seeds only.
 """
 
 import argparse
@@ -48,12 +53,30 @@ def table(runs: pd.DataFrame) -> pd.DataFrame:
     return pd.DataFrame(rows, columns=columns)
 
 
+def _shown(folder: Path) -> str:
+    """A folder as the report names it: relative to the checkout where it lies inside it."""
+    folder = folder.resolve()
+    return str(folder.relative_to(ROOT)) if folder.is_relative_to(ROOT) else str(folder)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "stalls")
     parser.add_argument("--variants", nargs="+", default=["off", "novelty"])
+    parser.add_argument("--reference", nargs="*", default=[], metavar="LABEL=FOLDER", help="earlier runs to report too")
+    parser.add_argument("--seeds", help="keep only the runs of these seeds, FIRST-LAST")
     args = parser.parse_args()
-    runs = pd.concat([load(args.out / v, v) for v in args.variants]).sort_values(["env_id", "variant", "seed"])
+    folders, references = [(args.out / v, v) for v in args.variants], []
+    for item in args.reference:
+        label, sep, folder = item.partition("=")
+        if not sep or not label or not folder:
+            parser.error(f"--reference takes LABEL=FOLDER, got {item!r}")
+        references.append((Path(folder), label))
+    runs = pd.concat([load(folder, label) for folder, label in folders + references])
+    if args.seeds:
+        first, _, last = args.seeds.partition("-")
+        runs = runs[runs.seed.between(int(first), int(last or first))]
+    runs = runs.sort_values(["env_id", "variant", "seed"])
     text = "\n".join(
         [
             "# Stall study: GPG with explore_ties off and on",
@@ -61,6 +84,8 @@ def main() -> None:
             "Protocol and commands: `PROTOCOL.md`. Final return: 20 deterministic episodes after the entry's budget.",
             f"At the floor: every episode times out without success ({', '.join(f'{k} {v:g}' for k, v in FLOORS.items())}).",
             "`tied rollouts`: mean over the runs of the share of rollouts whose returns tied in every group.",
+            *[f"`{label}`: earlier runs of the same entries without the parameter, `{_shown(f)}`." for f, label in references],
+            *([f"Seeds {args.seeds} only."] if args.seeds else []),
             "",
             markdown(table(runs)),
             "Per run (final return by seed):",
