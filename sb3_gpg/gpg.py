@@ -66,6 +66,8 @@ class GPG(OnPolicyAlgorithm):
         novelty returns instead: each step's reward is ``log(1 + d)``, ``d`` its distance to the nearest states of other
         episodes (see :func:`sb3_gpg.estimator.novelty_rewards`), so that the policy moves towards what the others did
         not do until returns differ. A rollout with any spread is unchanged. Logged as ``gpg/returns_tied``.
+        Keep it on unless tied returns are what the task should learn from: on MountainCar-v0 (ten tuning seeds) no
+        run ended at the floor with it and eight did without; where returns never tie it changes nothing.
     :param max_episode_steps: Optional cap on episode length. Episodes also end at termination and at the
         env's time limit; truncated episodes are treated as finished (finite-horizon returns, no bootstrap).
     :param batch_size: Minibatch size. A rollout smaller than this is used as a single minibatch.
