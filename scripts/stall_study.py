@@ -46,7 +46,8 @@ def table(runs: pd.DataFrame) -> pd.DataFrame:
         floor, threshold = FLOORS.get(env_id), g.threshold.iloc[0]
         at_floor = "-" if floor is None else int((g.final <= floor).sum())
         below = "-" if pd.isna(threshold) else int((g.final < threshold).sum())
-        seeds = f"{g.seed.min()}-{g.seed.max()}" if len(g) > 1 else str(g.seed.iloc[0])
+        contiguous = len(g) > 1 and g.seed.max() - g.seed.min() == len(g) - 1
+        seeds = f"{g.seed.min()}-{g.seed.max()}" if contiguous else " ".join(map(str, sorted(g.seed)))
         rows.append([env_id, variant, len(g), seeds, f"{g.final.mean():.1f}", f"{iqm(g.final):.1f}", f"{g.final.min():.1f}",
                      at_floor, below, f"{g.tied.mean():.3f}"])  # fmt: skip
     columns = ["task", "variant", "runs", "seeds", "mean", "IQM", "worst", "at floor", "below threshold", "tied rollouts"]

@@ -69,6 +69,8 @@ def test_stall_table_by_hand(stalls, tmp_path):
     for seed, final in ((100, -90.0), (101, -110.0)):
         write_result(tmp_path / "novelty", "gpg", "Acrobot-v1", seed, final, threshold=-100.0, **{"gpg/returns_tied": 0.1})
     write_result(tmp_path / "off", "gpg", "CartPole-v1", 100, 500.0, threshold=475.0)
+    for seed in (100, 108):  # not contiguous: the seeds are listed
+        write_result(tmp_path / "novelty", "gpg", "CartPole-v1", seed, 500.0, threshold=475.0)
     runs = pd.concat([stalls.load(tmp_path / v, v) for v in ("off", "novelty")])
     rows = {(r["task"], r["variant"]): r for r in stalls.table(runs).to_dict("records")}
     off, novelty = rows["Acrobot-v1", "off"], rows["Acrobot-v1", "novelty"]
@@ -77,6 +79,7 @@ def test_stall_table_by_hand(stalls, tmp_path):
     )  # fmt: skip
     assert (novelty["at floor"], novelty["below threshold"], novelty["tied rollouts"]) == (0, 1, "0.100")
     assert rows["CartPole-v1", "off"]["at floor"] == "-" and rows["CartPole-v1", "off"]["tied rollouts"] == "nan"
+    assert rows["CartPole-v1", "off"]["seeds"] == "100" and rows["CartPole-v1", "novelty"]["seeds"] == "100 108"
 
 
 def test_stall_report_with_reference_and_seeds(stalls, tmp_path, monkeypatch):
