@@ -9,7 +9,7 @@ below the task's threshold, and the share of rollouts whose returns tied (``gpg/
 
 Usage::
 
-    python scripts/stall_study.py [--out benchmarks/stalls] [--variants off novelty] [--seeds 100-109] \
+    python scripts/stall_study.py [--out benchmarks/stalls] [--variants off novelty] [--seeds 100 101 ...] \
         [--reference LABEL=FOLDER ...]
 
 ``--reference`` adds earlier runs of the same entries made without the parameter (any folder written by
@@ -39,6 +39,13 @@ def load(folder: Path, variant: str) -> pd.DataFrame:
     return pd.DataFrame(rows, columns=["variant", "env_id", "seed", "final", "threshold", "tied"])
 
 
+def seed_text(seeds: pd.Series) -> str:
+    """Seeds as the report names them: ``100-109`` when they run without a gap, else listed (``100 108``)."""
+    seeds = sorted(set(seeds))
+    contiguous = len(seeds) > 1 and seeds[-1] - seeds[0] == len(seeds) - 1
+    return f"{seeds[0]}-{seeds[-1]}" if contiguous else " ".join(map(str, seeds))
+
+
 def table(runs: pd.DataFrame) -> pd.DataFrame:
     """Per task and variant: runs, seeds, mean, IQM, worst, runs at the floor and below the threshold, tied share."""
     rows = []
@@ -46,10 +53,8 @@ def table(runs: pd.DataFrame) -> pd.DataFrame:
         floor, threshold = FLOORS.get(env_id), g.threshold.iloc[0]
         at_floor = "-" if floor is None else int((g.final <= floor).sum())
         below = "-" if pd.isna(threshold) else int((g.final < threshold).sum())
-        contiguous = len(g) > 1 and g.seed.max() - g.seed.min() == len(g) - 1
-        seeds = f"{g.seed.min()}-{g.seed.max()}" if contiguous else " ".join(map(str, sorted(g.seed)))
-        rows.append([env_id, variant, len(g), seeds, f"{g.final.mean():.1f}", f"{iqm(g.final):.1f}", f"{g.final.min():.1f}",
-                     at_floor, below, f"{g.tied.mean():.3f}"])  # fmt: skip
+        rows.append([env_id, variant, len(g), seed_text(g.seed), f"{g.final.mean():.1f}", f"{iqm(g.final):.1f}",
+                     f"{g.final.min():.1f}", at_floor, below, f"{g.tied.mean():.3f}"])  # fmt: skip
     columns = ["task", "variant", "runs", "seeds", "mean", "IQM", "worst", "at floor", "below threshold", "tied rollouts"]
     return pd.DataFrame(rows, columns=columns)
 
@@ -65,7 +70,7 @@ def main() -> None:
     parser.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "stalls")
     parser.add_argument("--variants", nargs="+", default=["off", "novelty"])
     parser.add_argument("--reference", nargs="*", default=[], metavar="LABEL=FOLDER", help="earlier runs to report too")
-    parser.add_argument("--seeds", help="keep only the runs of these seeds, FIRST-LAST")
+    parser.add_argument("--seeds", nargs="+", type=int, help="keep only the runs of these seeds (default: all)")
     args = parser.parse_args()
     folders, references = [(args.out / v, v) for v in args.variants], []
     for item in args.reference:
@@ -75,8 +80,7 @@ def main() -> None:
         references.append((Path(folder), label))
     runs = pd.concat([load(folder, label) for folder, label in folders + references])
     if args.seeds:
-        first, _, last = args.seeds.partition("-")
-        runs = runs[runs.seed.between(int(first), int(last or first))]
+        runs = runs[runs.seed.isin(args.seeds)]
     runs = runs.sort_values(["env_id", "variant", "seed"])
     text = "\n".join(
         [
@@ -86,7 +90,7 @@ def main() -> None:
             f"At the floor: every episode times out without success ({', '.join(f'{k} {v:g}' for k, v in FLOORS.items())}).",
             "`tied rollouts`: mean over the runs of the share of rollouts whose returns tied in every group.",
             *[f"`{label}`: earlier runs of the same entries without the parameter, `{_shown(f)}`." for f, label in references],
-            *([f"Seeds {args.seeds} only."] if args.seeds else []),
+            *([f"Seeds {seed_text(args.seeds)} only."] if args.seeds else []),
             "",
             markdown(table(runs)),
             "Per run (final return by seed):",

@@ -88,12 +88,13 @@ def test_stall_report_with_reference_and_seeds(stalls, tmp_path, monkeypatch):
         write_result(tmp_path / "earlier", "gpg", "LunarLander-v3", seed, final, threshold=200.0)
         write_result(tmp_path / "novelty", "gpg", "LunarLander-v3", seed, final, threshold=200.0, **{"gpg/returns_tied": 0.0})
     (tmp_path / "off").mkdir()
-    argv = ["stall_study.py", "--out", str(tmp_path), "--seeds", "100-101", "--reference", f"entry={tmp_path / 'earlier'}"]
+    argv = ["stall_study.py", "--out", str(tmp_path), "--seeds", "100", "101", "--reference", f"entry={tmp_path / 'earlier'}"]
     monkeypatch.setattr("sys.argv", argv)
     stalls.main()
     text = (tmp_path / "stalls.md").read_text()
     assert "|LunarLander-v3|entry|2|100-101|150.0|150.0|50.0|-|1|nan|" in text
     assert "|LunarLander-v3|novelty|2|100-101|150.0|150.0|50.0|-|1|0.000|" in text
+    assert "Seeds 100-101 only." in text
     assert f"`entry`: earlier runs of the same entries without the parameter, `{(tmp_path / 'earlier').resolve()}`." in text
     monkeypatch.setattr("sys.argv", ["stall_study.py", "--out", str(tmp_path), "--reference", "entry"])
     with pytest.raises(SystemExit):
