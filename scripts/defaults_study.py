@@ -71,6 +71,7 @@ def run(algo: str, folder: Path, setup: str, args: argparse.Namespace, extra: di
     conf.write_text(yaml.safe_dump({"default": entry(SETUPS[setup], 300_000, extra)}, sort_keys=False))
     command = [sys.executable, str(ROOT / "scripts" / "benchmark.py"), "--algos", algo, "--conf", f"{algo}={conf}"]
     command += ["--out", str(folder), "--tasks", *args.tasks, "--seeds", *map(str, args.seeds)]
+    command += ["--curve-episodes", str(args.curve_episodes)]
     command += [arg for task in args.tasks for arg in ("--budget", f"{task}={SUITE[task]}")]
     return subprocess.call(command + (["--report-only"] if args.report_only else []))
 
@@ -158,6 +159,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--algos", nargs="+", default=["gpg", "ppo"], choices=["gpg", "ppo"])
     parser.add_argument("--variant", default="defaults", help="name of GPG's variant (default: the code's defaults)")
     parser.add_argument("--gpg-kwargs", default="dict()", help='GPG arguments added to its defaults, e.g. "dict(gamma=0.99)"')
+    parser.add_argument(
+        "--curve-episodes",
+        type=int,
+        default=3,
+        help="episodes of each periodic evaluation (default: 3; the study uses only the final 20-episode one)",
+    )
     parser.add_argument("--out", type=Path, default=OUT)
     parser.add_argument("--report-only", action="store_true", help="rewrite the reports from the finished runs")
     args = parser.parse_args(argv)
