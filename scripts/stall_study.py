@@ -19,6 +19,7 @@ Usage::
 
 import argparse
 import json
+from collections.abc import Iterable
 from pathlib import Path
 
 import pandas as pd
@@ -39,9 +40,9 @@ def load(folder: Path, variant: str) -> pd.DataFrame:
     return pd.DataFrame(rows, columns=["variant", "env_id", "seed", "final", "threshold", "tied"])
 
 
-def seed_text(seeds: pd.Series) -> str:
+def seed_text(seeds: Iterable[int]) -> str:
     """Seeds as the report names them: ``100-109`` when they run without a gap, else listed (``100 108``)."""
-    seeds = sorted(set(seeds))
+    seeds = sorted(set(map(int, seeds)))
     contiguous = len(seeds) > 1 and seeds[-1] - seeds[0] == len(seeds) - 1
     return f"{seeds[0]}-{seeds[-1]}" if contiguous else " ".join(map(str, seeds))
 
