@@ -335,8 +335,20 @@ def mixed_code(results: Sequence[dict[str, Any]]) -> dict[str, list[str]]:
     return {algo: sorted(codes) for algo, codes in versions.items() if len(codes) > 1}
 
 
+def clear_run_dir(spec_file: Path) -> None:
+    """
+    Delete everything beside ``spec_file`` in its run folder: what an interrupted run, or a finished run of other
+    settings or code, left there. The worker calls it as the run starts, not the sweep as it plans: a sweep stopped
+    before a run's turn leaves that run's earlier result where it was.
+    """
+    for path in spec_file.parent.iterdir():
+        if path != spec_file:
+            shutil.rmtree(path) if path.is_dir() else path.unlink()
+
+
 def run_worker(spec_file: Path) -> None:
     """Train and evaluate one run with rl-zoo3's ``ExperimentManager``; its ``result.json`` goes beside ``spec_file``."""
+    clear_run_dir(spec_file)
     spec, run_dir, start_process = json.loads(spec_file.read_text()), spec_file.parent, time.perf_counter()
     rss = lambda who: resource.getrusage(who).ru_maxrss / (2**20 if sys.platform == "darwin" else 1024)  # noqa: E731  MiB
     register()
@@ -536,8 +548,7 @@ def sweep(args: argparse.Namespace) -> int:
         )
         for t in tasks:
             print(f"  {t.env_id}: {t.n_timesteps} steps ({t.budget_source}), evaluated every {t.eval_freq}")
-        for spec in todo:
-            shutil.rmtree(spec["run_dir"], ignore_errors=True)  # interrupted, or from other settings: start afresh
+        for spec in todo:  # the worker clears what an earlier run left there when it starts (clear_run_dir)
             write_atomic(Path(spec["run_dir"]) / "spec.json", spec)
 
     failures += execute(todo, len(specs), args)
@@ -548,7 +559,6 @@ def sweep(args: argparse.Namespace) -> int:
         timed = plan_equal_time(specs, out)
         timed_todo = [] if args.report_only else [s for s in timed if finished_result(s, code("gpg")) is None]
         for spec in timed_todo:
-            shutil.rmtree(spec["run_dir"], ignore_errors=True)
             write_atomic(Path(spec["run_dir"]) / "spec.json", spec)
         if timed_todo:
             print(f"equal-time runs: {len(timed_todo)} of {len(timed)} to run (GPG for PPO's median training seconds)")

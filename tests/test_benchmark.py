@@ -202,6 +202,17 @@ def test_code_versions_decide_reuse_and_reports(tmp_path: Path) -> None:
     assert bench.code_version("gpg")["code"].startswith("sb3-gpg ")
 
 
+def test_a_stale_run_is_cleared_only_when_its_worker_starts(tmp_path: Path) -> None:
+    # What a run of other settings left (its result, logs, rl-zoo3's folder) goes when the new run starts, and only the
+    # new spec stays: until then the earlier result is where it was.
+    run_dir = tmp_path / "runs" / "ppo" / "CartPole-v1" / "seed0"
+    (run_dir / "zoo" / "ppo").mkdir(parents=True)
+    for name in ("result.json", "progress.csv", "zoo/ppo/0.monitor.csv", "spec.json"):
+        (run_dir / name).write_text(name)
+    bench.clear_run_dir(run_dir / "spec.json")
+    assert [p.name for p in run_dir.iterdir()] == ["spec.json"] and (run_dir / "spec.json").read_text() == "spec.json"
+
+
 def test_algorithms_with_their_own_seeds_alternate(tmp_path: Path) -> None:
     args = bench.parse_args(["--tasks", "CartPole-v1", "--algo-seeds", "gpg=10-12", "--algo-seeds", "ppo=0,1", "--out", "x"])
     planned = bench.plan_runs(args, bench.resolve_tasks(args), tmp_path)
