@@ -66,9 +66,15 @@ def run(algo: str, folder: Path, setup: str, args: argparse.Namespace, extra: di
 
     :return: the benchmark's exit status
     """
-    folder.mkdir(parents=True, exist_ok=True)
     conf = folder / f"{algo}.yml"
-    conf.write_text(yaml.safe_dump({"default": entry(SETUPS[setup], 300_000, extra)}, sort_keys=False))
+    wanted = {"default": entry(SETUPS[setup], 300_000, extra)}
+    if conf.exists() and (written := yaml.safe_load(conf.read_text())) != wanted:
+        raise SystemExit(
+            f"{conf} holds {written['default']}, not {wanted['default']}: this variant ran with other GPG arguments. "
+            "Pass the same --gpg-kwargs as its first run (with --report-only too), or name another --variant."
+        )
+    folder.mkdir(parents=True, exist_ok=True)
+    conf.write_text(yaml.safe_dump(wanted, sort_keys=False))
     command = [sys.executable, str(ROOT / "scripts" / "benchmark.py"), "--algos", algo, "--conf", f"{algo}={conf}"]
     command += ["--out", str(folder), "--tasks", *args.tasks, "--seeds", *map(str, args.seeds)]
     command += ["--curve-episodes", str(args.curve_episodes)]

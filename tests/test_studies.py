@@ -1,11 +1,13 @@
 """scripts/defaults_study.py, scripts/stall_study.py and scripts/diagnostics.py: tables checked by hand."""
 
+import argparse
 import json
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import pytest
+import yaml
 
 from tests.scripts import load_script
 
@@ -41,6 +43,19 @@ def test_defaults_entries_and_kwargs(defaults):
     with pytest.raises(ValueError, match="dict"):
         defaults.parse_kwargs("{'gamma': 0.9}")
     assert all(budget <= 300_000 for budget in defaults.SUITE.values())
+
+
+def test_a_variant_keeps_its_gpg_arguments(defaults, tmp_path):
+    # A variant's runs were made with its --gpg-kwargs: a later call without them (a report, a resumed sweep) is refused
+    # instead of rewriting the variant's configuration as the plain defaults.
+    folder = tmp_path / "cap200" / "1env"
+    folder.mkdir(parents=True)
+    written = {"default": defaults.entry(1, 300_000, {"max_episode_steps": 200})}
+    (folder / "gpg.yml").write_text(yaml.safe_dump(written, sort_keys=False))
+    args = argparse.Namespace(tasks=["CartPole-v1"], seeds=[100], curve_episodes=3, report_only=True)
+    with pytest.raises(SystemExit, match="--gpg-kwargs"):
+        defaults.run("gpg", folder, "1env", args, None)
+    assert yaml.safe_load((folder / "gpg.yml").read_text()) == written
 
 
 def test_defaults_report_by_hand(defaults, tmp_path):
