@@ -48,11 +48,13 @@ from sb3_gpg.zoo import config_path, register
 sys.path.insert(0, str(Path(__file__).resolve().parent))  # bench_report, imported by the sweep only: the workers'
 # peak memory (a reported result) must not include pandas' and scipy's
 ALGOS = ("gpg", "ppo")
-DEFAULT_TASKS = "CartPole-v1 Acrobot-v1 Pendulum-v1 LunarLander-v3 LunarLanderContinuous-v3 HalfCheetah-v5 Hopper-v5".split()
+DEFAULT_TASKS = (
+    "CartPole-v1 Acrobot-v1 Pendulum-v1 LunarLander-v3 LunarLanderContinuous-v3 HalfCheetah-v5 Hopper-v5 Walker2d-v5".split()
+)
 #: Thresholds of tasks whose env spec has none (Pendulum-v1: swings up and holds in nearly every episode).
 EXTRA_THRESHOLDS = {"Pendulum-v1": -200.0}
 #: Mean return of uniformly random actions (:func:`random_score`, 100 episodes); other tasks are measured (20).
-RANDOM_SCORES = dict(zip(DEFAULT_TASKS, (23.7, -497.1, -1207.6, -192.0, -212.7, -282.5, 16.7), strict=True))
+RANDOM_SCORES = dict(zip(DEFAULT_TASKS, (23.7, -497.1, -1207.6, -192.0, -212.7, -282.5, 16.7, 1.8), strict=True))
 #: ``--smoke``'s defaults: seed 0 on CartPole-v1, 3000 steps, 5 evaluation episodes every 1000.
 SMOKE = {"tasks": ["CartPole-v1"], "seeds": [0], "n_timesteps": 3000, "eval_freq": 1000, "curve_episodes": 5}
 CURVE_SEED_OFFSET, FINAL_SEED_OFFSET = 20_000, 10_000  # evaluation envs' seeds (training envs: the run's seed)
