@@ -2,9 +2,10 @@
 GPG against SB3 PPO, through rl-zoo3.
 
 For every task, seed and algorithm, a subprocess trains the model rl-zoo3's ``ExperimentManager`` builds from
-``hyperparams/gpg.yml`` (GPG), rl-zoo3's ``ppo.yml`` (PPO) or ``--conf ALGO=FILE``, by default with rl-zoo3's PPO
-budget of the task, with :class:`TimedEvaluation` attached; it then evaluates the policy on ``--eval-episodes`` fresh
-episodes and writes ``result.json`` atomically. A restarted sweep skips the runs whose result holds the same settings.
+``hyperparams/gpg.yml`` (GPG), rl-zoo3's ``ppo.yml`` (PPO) or ``--conf ALGO=FILE`` (``--conf ALGO:ENV=FILE``: for one
+task), by default with rl-zoo3's PPO budget of the task, with :class:`TimedEvaluation` attached; it then evaluates the
+policy on ``--eval-episodes`` fresh episodes and writes ``result.json`` atomically. A restarted sweep skips the runs
+whose result holds the same settings.
 ``bench_report.py`` writes the reports into ``--out``: ``results.csv``/``.json``, ``curves.csv``,
 ``curves/<env>.png``, ``aggregate.json`` and ``benchmark.md``. Usage::
 
@@ -229,10 +230,13 @@ def zoo_entry(algo: str, env_id: str, conf: dict[str, str]) -> tuple[Path, str, 
     The configuration entry rl-zoo3 would use for a task (named like the env, else ``default``), or the newest
     older env version's (``ppo.yml`` has ``HalfCheetah-v4``, not ``-v5``).
 
-    :param conf: configuration files by algorithm (``--conf``); default: sb3-gpg's ``gpg.yml``, rl-zoo3's ``ppo.yml``
+    :param conf: configuration files by algorithm, or by ``ALGO:ENV`` for one task (``--conf``; the task's file wins
+        over the algorithm's); default: sb3-gpg's ``gpg.yml``, rl-zoo3's ``ppo.yml``
     :return: the file, the name of the entry used and the entry
     """
-    if algo in conf:
+    if f"{algo}:{env_id}" in conf:
+        path = Path(conf[f"{algo}:{env_id}"]).resolve()
+    elif algo in conf:
         path = Path(conf[algo]).resolve()
     elif algo == "gpg":
         path = config_path("gpg")
@@ -610,7 +614,12 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     add("--seeds", nargs="+", type=int, default=[0, 1, 2, 3, 4], help="seeds (default: 0 1 2 3 4)")
     add("--algo-seeds", action="append", metavar="ALGO=FIRST-LAST", help="an algorithm's own seeds instead; repeatable")
     add("--algos", nargs="+", choices=ALGOS, default=list(ALGOS), help="algorithms (default: gpg ppo)")
-    add("--conf", action="append", metavar="ALGO=FILE", help="an algorithm's rl-zoo3 configuration file; repeatable")
+    add(
+        "--conf",
+        action="append",
+        metavar="ALGO[:ENV]=FILE",
+        help="an algorithm's rl-zoo3 configuration file, or its file for one task (ppo:Hopper-v5=FILE); repeatable",
+    )
     add("--n-timesteps", type=int, help="env-step budget of every task (default: rl-zoo3's PPO budget)")
     add("--budget", action="append", metavar="ENV=STEPS", help="env-step budget of one task; repeatable")
     add("--eval-freq", type=int, help="env steps between evaluations (default: budget / 20)")
@@ -637,8 +646,11 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     }
     if bad := sorted(set(args.algo_seeds) - set(ALGOS)):
         parser.error(f"--algo-seeds {bad[0]}=...: ALGO must be one of {', '.join(ALGOS)}")
-    if bad := [f"{algo}={path}" for algo, path in args.conf.items() if algo not in ALGOS or not Path(path).is_file()]:
+    conf_bad = lambda name, path: name.partition(":")[0] not in ALGOS or not Path(path).is_file()  # noqa: E731
+    if bad := [f"{name}={path}" for name, path in args.conf.items() if conf_bad(name, path)]:
         parser.error(f"--conf {bad[0]}: ALGO must be one of {', '.join(ALGOS)} and FILE an existing file")
+    if unknown := sorted({name.partition(":")[2] for name in args.conf} - {""} - set(args.tasks)):
+        parser.error(f"--conf names {unknown[0]}, which is not among --tasks")
     if bad := [
         k for k in ("n_jobs", "eval_episodes", "curve_episodes", "torch_threads", "bootstrap_reps") if vars(args)[k] < 1
     ]:

@@ -272,6 +272,11 @@ def test_zoo_entries_conf_and_budgets(tmp_path: Path) -> None:
             bench.resolve_tasks(bench.parse_args(["--tasks", "Acrobot-v1", bad]))
     with pytest.raises(SystemExit):
         bench.parse_args(["--conf", "a2c=" + str(variant)])
+    one_task = ["--conf", f"ppo:CartPole-v1={variant}", "--tasks", "Acrobot-v1", "CartPole-v1"]
+    assert bench.zoo_entry("ppo", "CartPole-v1", bench.parse_args(one_task).conf)[2] == {"n_envs": 4}
+    assert bench.zoo_entry("ppo", "Acrobot-v1", bench.parse_args(one_task).conf)[0].name == "ppo.yml"
+    with pytest.raises(SystemExit):  # a task that is not run: most likely a typo
+        bench.parse_args(["--conf", f"ppo:CartPole-v0={variant}", "--tasks", "CartPole-v1"])
     assert bench.parse_args(["--smoke"]).n_timesteps == 3000 and bench.parse_args([]).seeds == [0, 1, 2, 3, 4]
 
 
