@@ -19,13 +19,15 @@ import numpy as np
 import pandas as pd
 from scipy.stats import trim_mean
 
-#: ``results.csv``'s columns; ``time_<part>_s`` follow for each of :data:`TIME_PARTS`.
+#: ``results.csv``'s columns; ``time_<part>_s`` follow for each of :data:`TIME_PARTS`, then :data:`PROVENANCE`.
 COLUMNS = """algo env_id seed n_timesteps env_steps final_mean final_std eval_episodes eval_timesteps auc threshold
 threshold_steps threshold_wall_s train_wall_s eval_wall_s setup_s steps_per_s params peak_rss_mib rss_imports_mib
 children_peak_rss_mib idle_fraction""".split()
 #: Parts of the training time: ``rollout``, ``updates`` and ``other`` measured by ``benchmark.TimedEvaluation``;
 #: ``env``, ``inference`` and ``advantages`` only by the earlier version of the benchmark, which patched the model.
 TIME_PARTS = ("env", "inference", "advantages", "updates", "other", "rollout")
+#: What made each run (last columns of ``results.csv``): its code version, git commit, configuration and its hash.
+PROVENANCE = ("code", "git_commit", "config", "config_hash")
 Results = Sequence[Mapping[str, Any]]
 
 
@@ -74,11 +76,34 @@ def normalized(score: float, low: float | None, high: float | None) -> float | N
     return None if low is None or high is None or high == low else (score - low) / (high - low)
 
 
+def config_name(result: Mapping[str, Any]) -> str | None:
+    """
+    The configuration a run was made with, as ``FILE [ENTRY]``: rl-zoo3's files as ``rl-zoo3 ppo.yml``, this
+    repository's relative to its root, others by name; None for a result that does not record it.
+    """
+    if not result.get("hyperparams_file"):
+        return None
+    path, root = Path(result["hyperparams_file"]), Path(__file__).resolve().parent.parent
+    name = f"rl-zoo3 {path.name}" if "rl_zoo3" in path.parts else path.name
+    if path.is_relative_to(root) and ".venv" not in path.relative_to(root).parts:
+        name = path.relative_to(root).as_posix()
+    return f"{name} [{result.get('hyperparams_entry')}]"
+
+
+def provenance(result: Mapping[str, Any]) -> dict[str, Any]:
+    """A run's :data:`PROVENANCE` (``code`` "unrecorded" for a result written before runs recorded it)."""
+    recorded = result.get("provenance") or {}
+    return {
+        "code": recorded.get("code", "unrecorded"), "git_commit": recorded.get("git_commit"), "config": config_name(result),
+        "config_hash": recorded.get("config_hash"),
+    }  # fmt: skip
+
+
 def runs_frame(results: Results, dtype: Any = object) -> pd.DataFrame:
     """``results.csv``, one row per run: ``dtype=object`` writes integers and blanks as given, ``None`` infers."""
     times = [{f"time_{p}_s": r.get("time_s", {}).get(p) for p in TIME_PARTS} for r in results]
-    rows = [{**{c: r.get(c) for c in COLUMNS}, **t} for r, t in zip(results, times, strict=True)]
-    return pd.DataFrame(rows, columns=[*COLUMNS, *(f"time_{p}_s" for p in TIME_PARTS)], dtype=dtype)
+    rows = [{**{c: r.get(c) for c in COLUMNS}, **t, **provenance(r)} for r, t in zip(results, times, strict=True)]
+    return pd.DataFrame(rows, columns=[*COLUMNS, *(f"time_{p}_s" for p in TIME_PARTS), *PROVENANCE], dtype=dtype)
 
 
 def curves_frame(results: Results) -> pd.DataFrame:
@@ -99,6 +124,15 @@ def _fmt(value: Any, spec: str = ".1f") -> str:
     if spec == "steps":
         return f"{value / 1e3:g}k" if value < 1e6 else f"{value / 1e6:g}M"
     return (f"{value:.0f}" if value >= 100 else f"{value:.3g}") if spec == "s" else format(value, spec)
+
+
+def seed_list(seeds: Sequence[Any]) -> str:
+    """Seeds as ranges: ``[0, 1, 2, 5]`` -> ``"0-2, 5"``."""
+    values, parts = sorted({int(s) for s in seeds}), []
+    for _, run in itertools.groupby(enumerate(values), key=lambda pair: pair[1] - pair[0]):
+        first, *rest = [v for _, v in run]
+        parts.append(f"{first}-{rest[-1]}" if rest else f"{first}")
+    return ", ".join(parts)
 
 
 def _median_with_misses(values: Sequence[Any]) -> float | None:
@@ -299,6 +333,11 @@ def reports(
          _fmt(100 * g["time_updates_s"].astype(float).div(g["train_wall_s"]).mean(), ".0f")]
         for (e, a), g in runs.groupby(["env_id", "algo"])
     ]  # fmt: skip
+    configurations = [
+        [e, a, config or "unrecorded", ", ".join(sorted(set(g["config_hash"].dropna()))) or "-",
+         ", ".join(sorted(set(g["code"]))), seed_list(g["seed"])]
+        for (_, e, a, config), g in runs.fillna({"config": ""}).groupby(["order", "env_id", "algo", "config"])
+    ]  # fmt: skip
     targets_md = [
         [t["env_id"], f"{t['final_iqm_gpg']:.1f} / {t['final_iqm_ppo']:.1f}", _fmt(t["normalized_iqm"], ".2f"),
          f"{_fmt(t['gpg_wall_to_ppo_final'], 's')} ({t['gpg_seeds_reaching_ppo_final']}/{t['gpg_seeds']}) / "
@@ -359,6 +398,12 @@ got there. Seconds and `steps/s` exclude evaluations. `peak RSS`: the run's whol
 shares of training time from `on_rollout_start` to `on_rollout_end` and from there to the next rollout (`train()`).
 
 {table(details, details_columns)}
+## Configurations and code
+
+What made the runs: the configuration file and its entry, the hash of the entry's values, the code version (for GPG
+the package version and a hash of its sources; for PPO Stable-Baselines3's version) and the seeds.
+
+{table(configurations, "env|algo|configuration|config hash|code|seeds", 6)}
 ## Against the targets (GPG / PPO per task)
 
 `normalized`: GPG's final-return IQM over seeds, with a random policy at 0 and PPO's IQM at 1 (targets: >= 0.8 on

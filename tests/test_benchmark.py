@@ -130,18 +130,29 @@ def test_verdicts_from_intervals() -> None:
 
 def test_reports_keep_the_columns_and_read_both_result_versions() -> None:
     old_split = {"env": 1.0, "inference": 1.0, "advantages": 0.5, "updates": 2.0, "other": 0.5}
+    zoo_ppo = {
+        "hyperparams_file": "/x/.venv/lib/python3.11/site-packages/rl_zoo3/hyperparams/ppo.yml",
+        "hyperparams_entry": "CartPole-v1",
+        "provenance": {"code": "stable-baselines3 2.9.2", "git_commit": "abc", "config_hash": "123"},
+    }
     results = [
         run("gpg", 0, 160.0, [(0.0, 10.0), (4.0, 160.0)], 5.0, 3000.0, time_s=old_split),
         run(
-            "ppo", 0, 100.0, [(0.0, 10.0), (10.0, 100.0)], 10.0, 1000.0, time_s={"rollout": 6.0, "updates": 3.5, "other": 0.5}
+            "ppo", 0, 100.0, [(0.0, 10.0), (10.0, 100.0)], 10.0, 1000.0, time_s={"rollout": 6.0, "updates": 3.5, "other": 0.5},
+            **zoo_ppo,
         ),
-    ]
+    ]  # fmt: skip
     files = report.reports(results, [TASK], ["gpg", "ppo"], 20, "python scripts/benchmark.py --test")
     rows = list(csv.DictReader(io.StringIO(files["results.csv"])))
     before = """algo env_id seed n_timesteps env_steps final_mean final_std eval_episodes eval_timesteps auc threshold
     threshold_steps threshold_wall_s train_wall_s eval_wall_s setup_s steps_per_s params peak_rss_mib rss_imports_mib
     children_peak_rss_mib idle_fraction time_env_s time_inference_s time_advantages_s time_updates_s time_other_s""".split()
-    assert list(rows[0]) == [*before, "time_rollout_s"]  # the columns results.csv had before the rewrite, then one more
+    # the columns results.csv had before the rewrite, then the rollout's time and what made the run
+    assert list(rows[0]) == [*before, "time_rollout_s", "code", "git_commit", "config", "config_hash"]
+    assert (rows[0]["code"], rows[0]["config"]) == ("unrecorded", "")
+    assert [rows[1][c] for c in ("code", "git_commit", "config", "config_hash")] == [
+        "stable-baselines3 2.9.2", "abc", "rl-zoo3 ppo.yml [CartPole-v1]", "123"
+    ]  # fmt: skip
     assert rows[0]["time_updates_s"] == "2.0" and rows[0]["time_rollout_s"] == "" and rows[1]["time_env_s"] == ""
     assert rows[1]["time_rollout_s"] == "6.0" and rows[0]["threshold_steps"] == "" and rows[0]["seed"] == "0"
     assert len(list(csv.DictReader(io.StringIO(files["curves.csv"])))) == 4
@@ -149,6 +160,9 @@ def test_reports_keep_the_columns_and_read_both_result_versions() -> None:
     assert "|gpg|CartPole-v1|160.000|0.000|0.1k|10|1|" in markdown and "|ppo|CartPole-v1|100.000|" in markdown
     assert "|CartPole-v1|gpg|1|160.0 +/- 0.0|80.0|475|not reached (0/1)|not reached|3000|5|50|300|-|40|" in markdown
     assert "|CartPole-v1|ppo|1|100.0 +/- 0.0|50.0|475|not reached (0/1)|not reached|1000|10|100|400|60|35|" in markdown
+    assert "|CartPole-v1|gpg|unrecorded|-|unrecorded|0|" in markdown
+    assert "|CartPole-v1|ppo|rl-zoo3 ppo.yml [CartPole-v1]|123|stable-baselines3 2.9.2|0|" in markdown
+    assert report.seed_list([12, 10, 11, 3, 5, 4, 0]) == "0, 3-5, 10-12"
     # Against the targets: normalized (160 - 20) / (100 - 20); GPG finished (5 s) before PPO's 10 s.
     assert "|CartPole-v1|160.0 / 100.0|1.75|4 (1/1) / 10|0.40|160.0 (1.75; 1 done)|3.00|0.50|0.750|" in markdown
     assert files["aggregate.json"]["probability_of_improvement"]["final"]["gpg>ppo"] == [1.0, 1.0, 1.0]
