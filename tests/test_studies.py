@@ -157,6 +157,9 @@ def test_locomotion_rule_and_report_by_hand():
     assert locomotion.ppo_choice(runs, "Hopper-v5") == "ppo-sb3-defaults"
     assert locomotion.ppo_choice(runs[runs.seed != 101], "Hopper-v5") is None  # a rule seed missing
     text = locomotion.report(runs)
-    assert "|Hopper-v5|gpg-a|ppo-sb3-defaults|100 101|2550.0|2500.0|yes|" in text
+    assert "|Hopper-v5|gpg-a|ppo-sb3-defaults|100 101|2550.0|2500.0|yes|" in text and "GPG's entries" not in text
+    entry = locomotion.ENTRIES["Hopper-v5"]
+    text = locomotion.report(runs.replace({"config": {"gpg-a": entry}}))
+    assert f"|Hopper-v5|{entry}|ppo-sb3-defaults|100 101|2550.0|2500.0|1.02|" in text
     tie = runs.assign(final=lambda df: df.final.where(df.config != "ppo-sb3-defaults", 1100.0))
     assert locomotion.ppo_choice(tie, "Hopper-v5") == "ppo-zoo"  # rl-zoo3's entry wins ties
