@@ -111,7 +111,8 @@ def random_scores(out: Path) -> dict[str, float]:
 
 def report(out: Path, variant: str, random_scores: dict[str, float]) -> pd.DataFrame:
     """
-    Per task and setup: each algorithm's mean final return over seeds and each seed's, and GPG's normalized score.
+    Per task and setup: each algorithm's mean final return over the seeds both finished (all of each one's while they
+    have none in common) and each seed's, and GPG's normalized score.
 
     :param out: the study's folder
     :param variant: GPG's variant
@@ -126,6 +127,8 @@ def report(out: Path, variant: str, random_scores: dict[str, float]) -> pd.DataF
             p = ppo[ppo.env_id == task].sort_values("seed")
             if g.empty and p.empty:
                 continue
+            if common := sorted(set(g.seed) & set(p.seed)):  # compare on the same seeds while a sweep is partial
+                g, p = g[g.seed.isin(common)], p[p.seed.isin(common)]
             random = random_scores.get(task, np.nan)
             g_mean, p_mean = g.final_mean.mean(), p.final_mean.mean()
             normalized = (g_mean - random) / (p_mean - random) if p_mean != random else np.nan
@@ -137,6 +140,7 @@ def report(out: Path, variant: str, random_scores: dict[str, float]) -> pd.DataF
                     "ppo_mean": p_mean,
                     "random": random,
                     "normalized": normalized,
+                    "seeds": " ".join(map(str, common)) or "-",
                     "gpg_seeds": " ".join(f"{v:.0f}" for v in g.final_mean),
                     "ppo_seeds": " ".join(f"{v:.0f}" for v in p.final_mean),
                 }
@@ -148,7 +152,8 @@ def report(out: Path, variant: str, random_scores: dict[str, float]) -> pd.DataF
     lines = [
         f"# Defaults study: GPG `{variant}` against PPO's defaults",
         "",
-        "Mean final return over seeds (20 deterministic episodes per run); `normalized`: random 0, PPO 1.",
+        "Mean final return over the seeds both algorithms finished (20 deterministic episodes per run; each seed's",
+        "value in `gpg_seeds` and `ppo_seeds`); `normalized`: random 0, PPO 1.",
         f"GPG at least PPO on {int((met.normalized >= 1).sum())} of {len(met)} task-setups.",
         "",
         markdown(table.round({"gpg_mean": 1, "ppo_mean": 1, "random": 1, "normalized": 2})),

@@ -59,22 +59,25 @@ def test_a_variant_keeps_its_gpg_arguments(defaults, tmp_path):
 
 
 def test_defaults_report_by_hand(defaults, tmp_path):
-    # CartPole-v1, random 20: GPG 200 and 300 (mean 250), PPO 120 (mean 120): (250 - 20) / (120 - 20) = 2.3.
-    for seed, final in ((100, 200.0), (101, 300.0)):
+    # CartPole-v1, random 20: GPG 200 and 300 (mean 250), PPO 120 and 220 (mean 170): (250 - 20) / (170 - 20) = 1.53;
+    # GPG's seed 102 has no PPO run yet, so it waits.
+    for seed, final in ((100, 200.0), (101, 300.0), (102, 900.0)):
         write_result(tmp_path / "defaults" / "1env", "gpg", "CartPole-v1", seed, final)
-    write_result(tmp_path / "ppo" / "1env", "ppo", "CartPole-v1", 100, 120.0)
+    for seed, final in ((100, 120.0), (101, 220.0)):
+        write_result(tmp_path / "ppo" / "1env", "ppo", "CartPole-v1", seed, final)
     table = defaults.report(tmp_path, "defaults", {"CartPole-v1": 20.0})
     (row,) = table.to_dict("records")
-    assert (row["setup"], row["gpg_mean"], row["ppo_mean"], row["gpg_seeds"], row["ppo_seeds"]) == (
+    assert (row["setup"], row["gpg_mean"], row["ppo_mean"], row["gpg_seeds"], row["ppo_seeds"], row["seeds"]) == (
         "1env",
         250.0,
-        120.0,
+        170.0,
         "200 300",
-        "120",
+        "120 220",
+        "100 101",
     )
-    assert row["normalized"] == pytest.approx(2.3)
+    assert row["normalized"] == pytest.approx(230 / 150)
     text = (tmp_path / "defaults" / "report.md").read_text()
-    assert "GPG at least PPO on 1 of 1 task-setups." in text and "|CartPole-v1|1env|250.0|120.0|20.0|2.3|" in text
+    assert "GPG at least PPO on 1 of 1 task-setups." in text and "|CartPole-v1|1env|250.0|170.0|20.0|1.53|100 101|" in text
 
 
 def test_stall_table_by_hand(stalls, tmp_path):
