@@ -249,6 +249,51 @@ def verdicts(results: Results, tasks: Sequence[Any], reps: int) -> list[dict[str
     return rows
 
 
+def history_key(result: Mapping[str, Any]) -> str:
+    """The record of ``history.json`` a run belongs to: its algorithm, task, configuration hash and code version."""
+    p = provenance(result)
+    return f"{result['algo']} {result['env_id']} {p['config_hash'] or '-'} {p['code']}"
+
+
+def update_history(history: Mapping[str, Any], results: Results) -> dict[str, dict[str, Any]]:
+    """
+    ``history`` (``history.json``: every algorithm, task, configuration and code version that a report of the folder
+    has shown, with each seed's final return) with the runs of ``results`` added. A record stays when its runs are
+    redone with another configuration or code version, so that the figures seen before the change are not lost; a
+    seed shown again under the same record keeps its latest value.
+    """
+    records = {key: {**record, "finals": dict(record["finals"])} for key, record in history.items()}
+    for r in results:
+        p = provenance(r)
+        new = {"algo": r["algo"], "env_id": r["env_id"], "config": p["config"], "config_hash": p["config_hash"]}
+        record = records.setdefault(history_key(r), {**new, "code": p["code"], "finals": {}})
+        record["finals"][str(r["seed"])] = float(r["final_mean"])
+    return records
+
+
+def looks(history: Mapping[str, Any], results: Results) -> list[dict[str, Any]]:
+    """
+    The records of ``history`` (:func:`update_history`, ``results`` included) for each task and algorithm of
+    ``results``, those holding its runs first (``shown``), then the earlier ones. ``looks`` counts the records that
+    hold any seed of those runs: 1 when the seeds were seen under one configuration and code version only, more when
+    the configuration or code changed after they were seen.
+    """
+    rows = []
+    for env_id, algo in dict.fromkeys((r["env_id"], r["algo"]) for r in results):
+        runs = [r for r in results if (r["env_id"], r["algo"]) == (env_id, algo)]
+        shown, seeds = {history_key(r) for r in runs}, {str(r["seed"]) for r in runs}
+        keys = [k for k, rec in history.items() if (rec["env_id"], rec["algo"]) == (env_id, algo)]
+        keys.sort(key=lambda k: (k not in shown, k))
+        n_looks = sum(bool(seeds & set(history[k]["finals"])) for k in keys)
+        for key in keys:
+            finals = np.array(list(history[key]["finals"].values()), dtype=float)
+            rows.append({
+                **history[key], "looks": n_looks, "shown": key in shown, "seeds": seed_list(history[key]["finals"]),
+                "runs": finals.size, "iqm": iqm(finals), "mean": float(finals.mean()), "worst": float(finals.min()),
+            })  # fmt: skip
+    return rows
+
+
 def plot_curves(out: Path, results: Results, algos: Sequence[str], thresholds: Mapping[str, Any]) -> None:
     """
     ``curves/<env>.png``: evaluation return against env steps and training seconds, mean and min-max over seeds.
@@ -286,7 +331,13 @@ def plot_curves(out: Path, results: Results, algos: Sequence[str], thresholds: M
 
 
 def reports(
-    results: Results, tasks: Sequence[Any], algos: Sequence[str], reps: int, command: str, equal_time: Results = ()
+    results: Results,
+    tasks: Sequence[Any],
+    algos: Sequence[str],
+    reps: int,
+    command: str,
+    equal_time: Results = (),
+    history: Mapping[str, Any] | None = None,
 ) -> dict[str, Any]:
     """
     The report files of a sweep by name, text or an object to write as JSON: ``results.json``/``.csv``, ``curves.csv``,
@@ -296,6 +347,8 @@ def reports(
     :param command: command line, quoted in ``benchmark.md``
     :param equal_time: GPG's runs trained for PPO's median training seconds (``benchmark.py --equal-time``): a section
         of ``benchmark.md`` and ``equal_time`` in ``aggregate.json`` compare their final returns with PPO's
+    :param history: the folder's ``history.json`` (:func:`update_history`; empty for the first report): given, the
+        files include it with ``results`` added, and ``benchmark.md`` a section of the looks at each task's runs
     """
     agg, targets = aggregate(results, tasks, algos, reps), target_comparison(results, tasks)
     per_task = verdicts(results, tasks, reps)
@@ -353,6 +406,27 @@ def reports(
         for name, (p, low, high) in agg[key].get(metric, {}).items()
     ]
     table = lambda rows, columns, left=2: markdown(pd.DataFrame(rows, columns=columns.split("|")), left)  # noqa: E731
+    history = None if history is None else update_history(history, results)
+    looks_rows = [] if history is None else looks(history, results)
+    looks_md = [
+        [x["env_id"], x["algo"], x["looks"] if x["shown"] else "", "this report" if x["shown"] else "earlier",
+         x["config"] or "unrecorded", x["config_hash"] or "-", x["code"], x["seeds"], x["runs"], f"{x['iqm']:.1f}",
+         f"{x['mean']:.1f}", f"{x['worst']:.1f}"]
+        for x in looks_rows
+    ]  # fmt: skip
+    looks_section = (
+        f"""
+## Looks: every configuration and code version shown
+
+Each configuration and code version whose runs a report of this folder has shown (`history.json`), by task and
+algorithm. `looks`: how many of them hold seeds of this report's runs; 1 means those seeds were seen under the reported
+configuration and code only, more that the configuration or the code changed after they were seen. `earlier` rows
+keep the figures shown before (on their own seeds).
+
+{table(looks_md, "env|algo|looks|shown|configuration|config hash|code|seeds|runs|IQM|mean|worst")}"""
+        if history is not None
+        else ""
+    )
     details_columns = "env|algo|seeds|final return|AUC|threshold|steps to threshold|s to threshold|steps/s|train s|params"
     details_columns += "|peak RSS MiB|rollout %|updates %"
     targets_columns = "env|final IQM|normalized|s to PPO's final / PPO's s|ratio|at PPO's time|steps/s ratio|params ratio"
@@ -403,7 +477,7 @@ shares of training time from `on_rollout_start` to `on_rollout_end` and from the
 What made the runs: the configuration file and its entry, the hash of the entry's values, the code version (for GPG
 the package version and a hash of its sources; for PPO Stable-Baselines3's version) and the seeds.
 
-{table(configurations, "env|algo|configuration|config hash|code|seeds", 6)}
+{table(configurations, "env|algo|configuration|config hash|code|seeds", 6)}{looks_section}
 ## Against the targets (GPG / PPO per task)
 
 `normalized`: GPG's final-return IQM over seeds, with a random policy at 0 and PPO's IQM at 1 (targets: >= 0.8 on
@@ -425,10 +499,14 @@ P(X > Y): chance that a run of X beats a run of Y on the same task (ties count h
 {markdown(pd.DataFrame([vars(t) for t in tasks]).astype(object).fillna("none"), 1)}
 Learning curves: `curves/<env>.png`. Per-seed numbers: `results.csv`, `results.json`.
 """
-    return {
+    files = {
         "results.json": list(results),
         "results.csv": runs_frame(results).to_csv(index=False),
         "curves.csv": curves_frame(results).astype(object).to_csv(index=False),
         "aggregate.json": {**agg, "targets": targets, "verdicts": per_task, "equal_time": at_ppo_time},
         "benchmark.md": text,
     }
+    if history is not None:
+        files["history.json"] = history
+        files["aggregate.json"]["looks"] = {f"{x['algo']} {x['env_id']}": x["looks"] for x in looks_rows if x["shown"]}
+    return files

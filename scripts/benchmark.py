@@ -584,11 +584,12 @@ def sweep(args: argparse.Namespace) -> int:
             )
         return 1
     command = " ".join(["python", "scripts/benchmark.py", *sys.argv[1:]])
-    reports = bench_report.reports(results, tasks, args.algos, args.bootstrap_reps, command, equal_time)
+    history = json.loads((out / "history.json").read_text()) if (out / "history.json").exists() else {}
+    reports = bench_report.reports(results, tasks, args.algos, args.bootstrap_reps, command, equal_time, history)
     for name, data in reports.items():
         write_atomic(out / name, data)
     bench_report.plot_curves(out, results, args.algos, {t.env_id: t.threshold for t in tasks})
-    print(f"reports in {out}: benchmark.md, results.csv, results.json, curves.csv, aggregate.json, curves/<env>.png")
+    print(f"reports in {out}: {', '.join(reports)}, curves/<env>.png")
     if failures:
         print(f"{len(failures)} run(s) failed; run the same command again to retry them.")
     return 1 if failures else 0

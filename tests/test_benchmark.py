@@ -169,6 +169,41 @@ def test_reports_keep_the_columns_and_read_both_result_versions() -> None:
     assert json.loads(json.dumps(files["aggregate.json"]["targets"]))[0]["normalized_iqm"] == pytest.approx(1.75)
 
 
+def test_history_keeps_what_was_shown_and_counts_the_looks() -> None:
+    made = lambda config_hash: {  # noqa: E731
+        "hyperparams_file": str(REPO / "hyperparams" / "gpg.yml"), "hyperparams_entry": "CartPole-v1",
+        "provenance": {"code": "sb3-gpg 1 abc", "git_commit": "c0", "config_hash": config_hash},
+    }  # fmt: skip
+    earlier = [run("gpg", s, 100.0 + s, [], 1.0, 1.0) for s in (0, 1)]  # a report of other seeds, before provenance
+    fresh = [run("gpg", s, 200.0 + s, [], 1.0, 1.0, **made("h1")) for s in (10, 11)]
+    history = report.update_history({}, earlier)
+    history = json.loads(json.dumps(report.update_history(history, fresh[:1])))  # a partial sweep, through the file
+    before = json.dumps(history)
+    history = report.update_history(history, fresh)
+    assert json.dumps(history) != before and json.loads(before) != history  # the argument is left as it was
+    rows = report.looks(history, fresh)
+    # The fresh seeds were seen under one configuration: one look; the earlier report's figures stay, on seeds 0-1.
+    assert [(r["shown"], r["looks"], r["seeds"], r["runs"], r["mean"], r["worst"]) for r in rows] == [
+        (True, 1, "10-11", 2, 210.5, 210.0), (False, 1, "0-1", 2, 100.5, 100.0)
+    ]  # fmt: skip
+    assert rows[0]["config"] == "hyperparams/gpg.yml [CartPole-v1]" and rows[1]["code"] == "unrecorded"
+    # The entry changes after its runs were seen, and its seeds run again: two looks, the first one's figures kept.
+    changed = [run("gpg", s, 300.0, [], 1.0, 1.0, **made("h2")) for s in (10, 11)]
+    history = report.update_history(history, changed)
+    rows = report.looks(history, changed)
+    assert [(r["config_hash"], r["shown"], r["looks"], r["mean"]) for r in rows] == [
+        ("h2", True, 2, 300.0), (None, False, 2, 100.5), ("h1", False, 2, 210.5)
+    ]  # fmt: skip
+    files = report.reports([*changed, run("ppo", 0, 150.0, [], 1.0, 1.0)], [TASK], ["gpg", "ppo"], 20, "cmd", (), history)
+    assert files["history.json"] == report.update_history(history, [run("ppo", 0, 150.0, [], 1.0, 1.0)])
+    assert files["aggregate.json"]["looks"] == {"gpg CartPole-v1": 2, "ppo CartPole-v1": 1}
+    markdown = files["benchmark.md"]
+    shown = "|CartPole-v1|gpg|2|this report|hyperparams/gpg.yml [CartPole-v1]|h2|sb3-gpg 1 abc|10-11|2|300.0|300.0|300.0|"
+    assert shown in markdown
+    assert "|CartPole-v1|gpg||earlier|unrecorded|-|unrecorded|0-1|2|100.5|100.5|100.0|" in markdown
+    assert "history.json" not in report.reports(changed, [TASK], ["gpg"], 20, "cmd")  # no history given: none kept
+
+
 def test_committed_results_are_finished_runs(tmp_path: Path) -> None:
     # A result written by the earlier version (absolute config path in its key) is found by a spec that
     # plans the same settings from another checkout, and only by one.
@@ -341,5 +376,8 @@ def test_smoke_sweep_resumes_without_redoing_finished_runs(tmp_path: Path) -> No
     by_algo = {r["algo"]: r for r in results}
     assert 0.0 <= by_algo["gpg"]["idle_fraction"] < 1.0 and by_algo["ppo"]["hyperparams"]["n_steps"] == "32"
     assert (out / "curves" / "CartPole-v1.png").read_bytes()[:4] == b"\x89PNG"
+    history = json.loads((out / "history.json").read_text())  # both runs shown: a record each, with its seed
+    assert sorted(r["algo"] for r in history.values()) == ["gpg", "ppo"] and all(r["finals"] for r in history.values())
     third = sweep("--report-only")
     assert third.returncode == 0 and json.loads((out / "results.json").read_text()) == results
+    assert json.loads((out / "history.json").read_text()) == history  # showing the same runs again is no new look
