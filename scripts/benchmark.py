@@ -358,6 +358,7 @@ def run_worker(spec_file: Path) -> None:
     spec, run_dir, start_process = json.loads(spec_file.read_text()), spec_file.parent, time.perf_counter()
     rss = lambda who: resource.getrusage(who).ru_maxrss / (2**20 if sys.platform == "darwin" else 1024)  # noqa: E731  MiB
     register()
+    made_by = code_version(spec["algo"])  # as the run starts: the code it imported, the commit it was started from
     th.set_num_threads(spec["torch_threads"])
     set_random_seed(spec["seed"])
     rss_imports = rss(resource.RUSAGE_SELF)
@@ -414,7 +415,7 @@ def run_worker(spec_file: Path) -> None:
         "idle_fraction": logs.get("rollout/idle_fraction"), "log_means": logs, "hyperparams_file": spec["config"]["file"],
         "hyperparams_entry": spec["config"]["entry"], "hyperparams": {k: str(v) for k, v in saved_hyperparams.items()},
         "torch_threads": spec["torch_threads"], "curve": curve, "time_budget_s": time_budget,
-        "provenance": {**code_version(spec["algo"]), "config_hash": config_hash(spec["config"]["values"])},
+        "provenance": {**made_by, "config_hash": config_hash(spec["config"]["values"])},
     }  # fmt: skip
     write_atomic(run_dir / "result.json", result)
 
