@@ -264,9 +264,8 @@ def update_history(history: Mapping[str, Any], results: Results) -> dict[str, di
     """
     records = {key: {**record, "finals": dict(record["finals"])} for key, record in history.items()}
     for r in results:
-        p = provenance(r)
-        new = {"algo": r["algo"], "env_id": r["env_id"], "config": p["config"], "config_hash": p["config_hash"]}
-        record = records.setdefault(history_key(r), {**new, "code": p["code"], "finals": {}})
+        made = {k: v for k, v in provenance(r).items() if k != "git_commit"}  # the commit changes with docs and data
+        record = records.setdefault(history_key(r), {"algo": r["algo"], "env_id": r["env_id"], **made, "finals": {}})
         record["finals"][str(r["seed"])] = float(r["final_mean"])
     return records
 
