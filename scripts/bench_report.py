@@ -172,11 +172,19 @@ def aggregate(results: Results, tasks: Sequence[Any], algos: Sequence[str], reps
     return agg
 
 
+def stalled_runs(runs: Results, random_score: float | None) -> int | None:
+    """How many of ``runs`` learned nothing: final return no better than a random policy's (``None`` if unknown)."""
+    return None if random_score is None else int(sum(r["final_mean"] <= random_score for r in runs))
+
+
 def target_comparison(results: Results, tasks: Sequence[Any]) -> list[dict[str, Any]]:
     """
     GPG against PPO per task in the terms of the project's targets, one row per task with runs of both.
 
     ``normalized_iqm``: GPG's final-return IQM over seeds with a random policy at 0 and PPO's IQM at 1.
+    ``gpg_stalled``, ``ppo_stalled``: runs that learned nothing, their final return no better than a random policy's
+    (``None`` if the task has no random score). ``target_met``: normalized IQM >= 1 and no GPG run stalled;
+    ``shortfall``: ``1 - normalized_iqm`` where that is positive, else 0.
     ``gpg_wall_to_ppo_final``: median over GPG's seeds of the training seconds of the first evaluation at or
     above PPO's mean final return (never: infinite). ``equal_time_iqm``: IQM over GPG's seeds of the return
     of the last evaluation within PPO's median training time (the final one for ``gpg_seeds_done_earlier``
@@ -192,9 +200,13 @@ def target_comparison(results: Results, tasks: Sequence[Any]) -> list[dict[str, 
         walls = [next((p["wall_s"] for p in r["curve"] if p["mean"] >= ppo_final), None) for r in gpg]
         iqm_gpg, iqm_ppo = iqm([r["final_mean"] for r in gpg]), iqm([r["final_mean"] for r in ppo])
         gpg_wall, equal_time = _median_with_misses(walls), iqm([return_at_time(r["curve"], ppo_wall) for r in gpg])
+        score = normalized(iqm_gpg, task.random_score, iqm_ppo)
+        stalled = functools.partial(stalled_runs, random_score=task.random_score)
         row = {
                 "env_id": task.env_id, "final_iqm_gpg": iqm_gpg, "final_iqm_ppo": iqm_ppo, "ppo_final": ppo_final,
-                "normalized_iqm": normalized(iqm_gpg, task.random_score, iqm_ppo), "gpg_wall_to_ppo_final": gpg_wall,
+                "normalized_iqm": score, "gpg_stalled": stalled(gpg), "ppo_stalled": stalled(ppo),
+                "target_met": score is not None and score >= 1 and not stalled(gpg),
+                "shortfall": None if score is None else max(0.0, 1 - score), "gpg_wall_to_ppo_final": gpg_wall,
                 "gpg_seeds_reaching_ppo_final": sum(w is not None for w in walls), "gpg_seeds": len(gpg),
                 "ppo_wall": ppo_wall, "wall_ratio": None if gpg_wall is None else gpg_wall / ppo_wall,
                 "equal_time_iqm": equal_time, "equal_time_normalized": normalized(equal_time, task.random_score, iqm_ppo),
@@ -205,6 +217,15 @@ def target_comparison(results: Results, tasks: Sequence[Any]) -> list[dict[str, 
         }  # fmt: skip
         rows.append(row)
     return rows
+
+
+def _target(row: Mapping[str, Any]) -> str:
+    """The final-return target of a :func:`target_comparison` row in words: ``met``, or by how much it is missed."""
+    if row["target_met"]:
+        return "met"
+    missed = [f"short by {row['shortfall']:.2f}"] if row["shortfall"] else []
+    missed += [f"{row['gpg_stalled']} stalled"] if row["gpg_stalled"] else []
+    return "; ".join(missed) or "undefined"
 
 
 def _pooled_iqm(scores: Mapping[str, Any]) -> float:
@@ -390,11 +411,22 @@ def reports(
          ", ".join(sorted(set(g["code"]))), seed_list(g["seed"])]
         for (_, e, a, config), g in runs.fillna({"config": ""}).groupby(["order", "env_id", "algo", "config"])
     ]  # fmt: skip
+    timed = {v["env_id"]: v for v in at_ppo_time}
+
+    def at_time(t: Mapping[str, Any]) -> list[str]:  # GPG at PPO's time (its equal-time runs if any, else its curves)
+        if (v := timed.get(t["env_id"])) is not None:
+            score, text = v["normalized"][0], f"{v['gpg_iqm'][0]:.1f} ({_fmt(v['normalized'][0], '.2f')}; equal-time runs)"
+        else:
+            score, done = t["equal_time_normalized"], t["gpg_seeds_done_earlier"]
+            text = f"{t['equal_time_iqm']:.1f} ({_fmt(score, '.2f')}; curves, {done} done)"
+        target = "undefined" if score is None or np.isnan(score) else "met" if score >= 1 else f"short by {1 - score:.2f}"
+        return [text, target]
+
     targets_md = [
         [t["env_id"], f"{t['final_iqm_gpg']:.1f} / {t['final_iqm_ppo']:.1f}", _fmt(t["normalized_iqm"], ".2f"),
+         f"{_fmt(t['gpg_stalled'], 'g')} / {_fmt(t['ppo_stalled'], 'g')}", _target(t), *at_time(t),
          f"{_fmt(t['gpg_wall_to_ppo_final'], 's')} ({t['gpg_seeds_reaching_ppo_final']}/{t['gpg_seeds']}) / "
-         f"{_fmt(t['ppo_wall'], 's')}", _fmt(t["wall_ratio"], ".2f"), f"{t['equal_time_iqm']:.1f} "
-         f"({_fmt(t['equal_time_normalized'], '.2f')}; {t['gpg_seeds_done_earlier']} done)",
+         f"{_fmt(t['ppo_wall'], 's')}", _fmt(t["wall_ratio"], ".2f"),
          f"{t['steps_per_s_ratio']:.2f}", f"{t['params_ratio']:.2f}", f"{t['peak_rss_ratio']:.3f}"]
         for t in targets
     ]  # fmt: skip
@@ -428,8 +460,8 @@ keep the figures shown before (on their own seeds).
     )
     details_columns = "env|algo|seeds|final return|AUC|threshold|steps to threshold|s to threshold|steps/s|train s|params"
     details_columns += "|peak RSS MiB|rollout %|updates %"
-    targets_columns = "env|final IQM|normalized|s to PPO's final / PPO's s|ratio|at PPO's time|steps/s ratio|params ratio"
-    targets_columns += "|peak RSS ratio"
+    targets_columns = "env|final IQM|normalized|stalled|target|at PPO's time|time target|s to PPO's final / PPO's s|ratio"
+    targets_columns += "|steps/s ratio|params ratio|peak RSS ratio"
     verdicts_columns = "env|GPG IQM [95% CI]|PPO IQM [95% CI]|normalized [95% CI]|P(GPG > PPO) [95% CI]|mean GPG / PPO"
     verdicts_columns += "|worst GPG / PPO|below threshold GPG / PPO|verdict"
     equal_columns = "env|PPO's median s|GPG's median s|GPG IQM [95% CI]|PPO IQM [95% CI]|normalized [95% CI]"
@@ -479,12 +511,15 @@ the package version and a hash of its sources; for PPO Stable-Baselines3's versi
 {table(configurations, "env|algo|configuration|config hash|code|seeds", 6)}{looks_section}
 ## Against the targets (GPG / PPO per task)
 
-`normalized`: GPG's final-return IQM over seeds, with a random policy at 0 and PPO's IQM at 1 (targets: >= 0.8 on
-every task, >= 1 on four). `s to PPO's final`: median over GPG's seeds of the training seconds to PPO's mean final
-return (k/n seeds got there) / PPO's median training seconds; `ratio`: their ratio (target <= 0.6). `at PPO's time`:
-IQM over GPG's seeds of the evaluation return after PPO's median training seconds, and normalized as above (`done`:
-seeds that finished earlier, with their final return). Ratios of means: targets steps/s >= 1.3, params <= 0.55, peak
-RSS < 1, each algorithm with its own configuration.
+Targets: on every task GPG's normalized final-return IQM >= 1 (a random policy at 0, PPO's IQM at 1) with no stalled
+run, and GPG's return at PPO's training time >= PPO's final return. `stalled` (GPG / PPO): runs whose final return is no
+better than a random policy's. `target`: `met`, or by how much it is missed (`short by`: 1 - normalized; stalled runs).
+`at PPO's time`: IQM over GPG's seeds of the return after PPO's median training seconds, normalized as above: from the
+equal-time runs where the sweep made them (`--equal-time`), else from the full runs' evaluation curves (the last
+evaluation by then; `done`: seeds that had finished earlier, with their final return); `time target` as `target`.
+`s to PPO's final`: median over GPG's seeds of the training seconds to PPO's mean final return (k/n seeds got there) /
+PPO's median training seconds; `ratio`: their ratio. Ratios of means, GPG's over PPO's, each algorithm with its own
+configuration: steps per second, policy parameters, peak RSS.
 
 {table(targets_md, targets_columns, 1)}
 ## Aggregate over tasks

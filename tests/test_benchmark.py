@@ -94,6 +94,16 @@ def test_target_comparison_by_hand() -> None:
     assert row["final_iqm_gpg"] == pytest.approx(430.0 / 3) and row["final_iqm_ppo"] == pytest.approx(150.0)
     assert row["normalized_iqm"] == pytest.approx((430.0 / 3 - 20.0) / (150.0 - 20.0))  # random 20 -> 0, PPO -> 1
     assert row["equal_time_iqm"] == pytest.approx(430.0 / 3) and row["gpg_seeds_done_earlier"] == 3
+    # Below PPO (0.95), no run at or below the random policy's 20: missed by 0.05, nothing stalled.
+    assert (row["gpg_stalled"], row["ppo_stalled"], row["target_met"]) == (0, 0, False)
+    assert row["shortfall"] == pytest.approx(1 - (430.0 / 3 - 20.0) / 130.0) and report._target(row) == "short by 0.05"
+    stalled = [*results[:4], {**results[4], "final_mean": 20.0}, run("gpg", 3, 900.0, [], 5.0, 1.0)]  # IQM 165 now
+    (row,) = report.target_comparison(stalled, [TASK])
+    assert (row["gpg_stalled"], row["shortfall"], row["target_met"], report._target(row)) == (1, 0.0, False, "1 stalled")
+    assert report._target({**row, "gpg_stalled": 0, "target_met": True}) == "met"
+    unknown = bench.Task("CartPole-v1", 100, "test", 10, 475.0, "test", None)  # no random score: neither defined
+    (row,) = report.target_comparison(results, [unknown])
+    assert (row["gpg_stalled"], row["shortfall"], row["target_met"], report._target(row)) == (None, None, False, "undefined")
     # Equal wall-clock when PPO is faster (median 3.5 s): GPG's last evaluations by then are 150, 149 and 10.
     for r, wall in zip(results[:2], (3.0, 4.0), strict=True):
         r["train_wall_s"] = wall
@@ -164,7 +174,13 @@ def test_reports_keep_the_columns_and_read_both_result_versions() -> None:
     assert "|CartPole-v1|ppo|rl-zoo3 ppo.yml [CartPole-v1]|123|stable-baselines3 2.9.2|0|" in markdown
     assert report.seed_list([12, 10, 11, 3, 5, 4, 0]) == "0, 3-5, 10-12"
     # Against the targets: normalized (160 - 20) / (100 - 20); GPG finished (5 s) before PPO's 10 s.
-    assert "|CartPole-v1|160.0 / 100.0|1.75|4 (1/1) / 10|0.40|160.0 (1.75; 1 done)|3.00|0.50|0.750|" in markdown
+    targets_row = "|CartPole-v1|160.0 / 100.0|1.75|0 / 0|met|160.0 (1.75; curves, 1 done)|met|4 (1/1) / 10|0.40|3.00|0.50"
+    assert targets_row in markdown
+    # With equal-time runs, GPG at PPO's time comes from them: 60 at 10 s, normalized (60 - 20) / (100 - 20).
+    timed = [run("gpg", 0, 60.0, [(0.0, 10.0), (10.0, 60.0)], 10.0, 3000.0, time_budget_s=10.0)]
+    timed_md = report.reports(results, [TASK], ["gpg", "ppo"], 20, "cmd", timed)["benchmark.md"]
+    assert "|CartPole-v1|160.0 / 100.0|1.75|0 / 0|met|60.0 (0.50; equal-time runs)|short by 0.50|" in timed_md
+    assert "|CartPole-v1|10|10|60.0 [60.0, 60.0]|100.0 [100.0, 100.0]|0.50 [0.50, 0.50]|0.00 [0.00, 0.00]|" in timed_md
     assert files["aggregate.json"]["probability_of_improvement"]["final"]["gpg>ppo"] == [1.0, 1.0, 1.0]
     assert json.loads(json.dumps(files["aggregate.json"]["targets"]))[0]["normalized_iqm"] == pytest.approx(1.75)
 
