@@ -201,11 +201,11 @@ def target_comparison(results: Results, tasks: Sequence[Any]) -> list[dict[str, 
         iqm_gpg, iqm_ppo = iqm([r["final_mean"] for r in gpg]), iqm([r["final_mean"] for r in ppo])
         gpg_wall, equal_time = _median_with_misses(walls), iqm([return_at_time(r["curve"], ppo_wall) for r in gpg])
         score = normalized(iqm_gpg, task.random_score, iqm_ppo)
-        stalled = functools.partial(stalled_runs, random_score=task.random_score)
+        gpg_stalled, ppo_stalled = (stalled_runs(runs, task.random_score) for runs in (gpg, ppo))
         row = {
                 "env_id": task.env_id, "final_iqm_gpg": iqm_gpg, "final_iqm_ppo": iqm_ppo, "ppo_final": ppo_final,
-                "normalized_iqm": score, "gpg_stalled": stalled(gpg), "ppo_stalled": stalled(ppo),
-                "target_met": score is not None and score >= 1 and not stalled(gpg),
+                "normalized_iqm": score, "gpg_stalled": gpg_stalled, "ppo_stalled": ppo_stalled,
+                "target_met": score is not None and score >= 1 and not gpg_stalled,
                 "shortfall": None if score is None else max(0.0, 1 - score), "gpg_wall_to_ppo_final": gpg_wall,
                 "gpg_seeds_reaching_ppo_final": sum(w is not None for w in walls), "gpg_seeds": len(gpg),
                 "ppo_wall": ppo_wall, "wall_ratio": None if gpg_wall is None else gpg_wall / ppo_wall,
@@ -219,13 +219,18 @@ def target_comparison(results: Results, tasks: Sequence[Any]) -> list[dict[str, 
     return rows
 
 
+def _missed(score: float | None, stalled: int | None = 0) -> str:
+    """A normalized score against its target of 1 in words: ``met``, or by how much it is missed (and stalled runs)."""
+    if score is None or np.isnan(score):
+        return "undefined"
+    missed = [f"short by {1 - score:.2f}"] if score < 1 else []
+    missed += [f"{stalled} stalled"] if stalled else []
+    return "; ".join(missed) or "met"
+
+
 def _target(row: Mapping[str, Any]) -> str:
-    """The final-return target of a :func:`target_comparison` row in words: ``met``, or by how much it is missed."""
-    if row["target_met"]:
-        return "met"
-    missed = [f"short by {row['shortfall']:.2f}"] if row["shortfall"] else []
-    missed += [f"{row['gpg_stalled']} stalled"] if row["gpg_stalled"] else []
-    return "; ".join(missed) or "undefined"
+    """The final-return target of a :func:`target_comparison` row in words (:func:`_missed`)."""
+    return _missed(row["normalized_iqm"], row["gpg_stalled"])
 
 
 def _pooled_iqm(scores: Mapping[str, Any]) -> float:
@@ -419,8 +424,7 @@ def reports(
         else:
             score, done = t["equal_time_normalized"], t["gpg_seeds_done_earlier"]
             text = f"{t['equal_time_iqm']:.1f} ({_fmt(score, '.2f')}; curves, {done} done)"
-        target = "undefined" if score is None or np.isnan(score) else "met" if score >= 1 else f"short by {1 - score:.2f}"
-        return [text, target]
+        return [text, _missed(score)]
 
     targets_md = [
         [t["env_id"], f"{t['final_iqm_gpg']:.1f} / {t['final_iqm_ppo']:.1f}", _fmt(t["normalized_iqm"], ".2f"),
