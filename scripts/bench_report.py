@@ -177,7 +177,7 @@ def stalled_runs(runs: Results, random_score: float | None) -> int | None:
     return None if random_score is None else int(sum(r["final_mean"] <= random_score for r in runs))
 
 
-def target_comparison(results: Results, tasks: Sequence[Any]) -> list[dict[str, Any]]:
+def target_comparison(results: Results, tasks: Sequence[Any], equal_time: Results = ()) -> list[dict[str, Any]]:
     """
     GPG against PPO per task in the terms of the project's targets, one row per task with runs of both.
 
@@ -186,9 +186,14 @@ def target_comparison(results: Results, tasks: Sequence[Any]) -> list[dict[str, 
     (``None`` if the task has no random score). ``target_met``: normalized IQM >= 1 and no GPG run stalled;
     ``shortfall``: ``1 - normalized_iqm`` where that is positive, else 0.
     ``gpg_wall_to_ppo_final``: median over GPG's seeds of the training seconds of the first evaluation at or
-    above PPO's mean final return (never: infinite). ``equal_time_iqm``: IQM over GPG's seeds of the return
-    of the last evaluation within PPO's median training time (the final one for ``gpg_seeds_done_earlier``
-    seeds, which finished earlier), normalized in ``equal_time_normalized``. Ratios: GPG's means over PPO's.
+    above PPO's mean final return (never: infinite). ``at_ppo_time_iqm``: IQM over GPG's seeds of the return after
+    PPO's median training seconds, normalized in ``at_ppo_time_normalized``, with ``time_target_met`` and
+    ``time_shortfall`` as for the final return; ``at_ppo_time_source`` says where it comes from: the task's runs of
+    ``equal_time`` (GPG trained for PPO's time, their final returns) if any, else the full runs' ``curves`` (the last
+    evaluation by then, the final one for the ``gpg_seeds_done_earlier`` seeds, which had finished earlier).
+    Ratios: GPG's means over PPO's.
+
+    :param equal_time: GPG's runs trained for PPO's median training seconds (``benchmark.py --equal-time``)
     """
     rows = []
     for task in tasks:
@@ -199,8 +204,10 @@ def target_comparison(results: Results, tasks: Sequence[Any]) -> list[dict[str, 
         ppo_final, ppo_wall = mean(ppo, "final_mean"), float(np.median([r["train_wall_s"] for r in ppo]))
         walls = [next((p["wall_s"] for p in r["curve"] if p["mean"] >= ppo_final), None) for r in gpg]
         iqm_gpg, iqm_ppo = iqm([r["final_mean"] for r in gpg]), iqm([r["final_mean"] for r in ppo])
-        gpg_wall, equal_time = _median_with_misses(walls), iqm([return_at_time(r["curve"], ppo_wall) for r in gpg])
-        score = normalized(iqm_gpg, task.random_score, iqm_ppo)
+        timed = [r["final_mean"] for r in equal_time if r["env_id"] == task.env_id]
+        at_time = iqm(timed) if timed else iqm([return_at_time(r["curve"], ppo_wall) for r in gpg])
+        score, time_score = (normalized(x, task.random_score, iqm_ppo) for x in (iqm_gpg, at_time))
+        gpg_wall = _median_with_misses(walls)
         gpg_stalled, ppo_stalled = (stalled_runs(runs, task.random_score) for runs in (gpg, ppo))
         row = {
                 "env_id": task.env_id, "final_iqm_gpg": iqm_gpg, "final_iqm_ppo": iqm_ppo, "ppo_final": ppo_final,
@@ -209,8 +216,11 @@ def target_comparison(results: Results, tasks: Sequence[Any]) -> list[dict[str, 
                 "shortfall": None if score is None else max(0.0, 1 - score), "gpg_wall_to_ppo_final": gpg_wall,
                 "gpg_seeds_reaching_ppo_final": sum(w is not None for w in walls), "gpg_seeds": len(gpg),
                 "ppo_wall": ppo_wall, "wall_ratio": None if gpg_wall is None else gpg_wall / ppo_wall,
-                "equal_time_iqm": equal_time, "equal_time_normalized": normalized(equal_time, task.random_score, iqm_ppo),
-                "gpg_seeds_done_earlier": sum(r["train_wall_s"] < ppo_wall for r in gpg),
+                "at_ppo_time_iqm": at_time, "at_ppo_time_normalized": time_score,
+                "at_ppo_time_source": "equal-time runs" if timed else "curves",
+                "gpg_seeds_done_earlier": None if timed else sum(r["train_wall_s"] < ppo_wall for r in gpg),
+                "time_target_met": time_score is not None and time_score >= 1,
+                "time_shortfall": None if time_score is None else max(0.0, 1 - time_score),
                 "steps_per_s_ratio": mean(gpg, "steps_per_s") / mean(ppo, "steps_per_s"),
                 "params_ratio": mean(gpg, "params") / mean(ppo, "params"),
                 "peak_rss_ratio": mean(gpg, "peak_rss_mib") / mean(ppo, "peak_rss_mib"),
@@ -223,7 +233,9 @@ def _missed(score: float | None, stalled: int | None = 0) -> str:
     """A normalized score against its target of 1 in words: ``met``, or by how much it is missed (and stalled runs)."""
     if score is None or np.isnan(score):
         return "undefined"
-    missed = [f"short by {1 - score:.2f}"] if score < 1 else []
+    gap = 1 - score
+    # Two decimals, except for a gap that would read "short by 0.00": one significant digit then.
+    missed = [f"short by {gap:.2f}" if gap >= 0.005 else f"short by {gap:.1g}"] if gap > 0 else []
     missed += [f"{stalled} stalled"] if stalled else []
     return "; ".join(missed) or "met"
 
@@ -375,7 +387,7 @@ def reports(
     :param history: the folder's ``history.json`` (:func:`update_history`; empty for the first report): given, the
         files include it with ``results`` added, and ``benchmark.md`` a section of the looks at each task's runs
     """
-    agg, targets = aggregate(results, tasks, algos, reps), target_comparison(results, tasks)
+    agg, targets = aggregate(results, tasks, algos, reps), target_comparison(results, tasks, equal_time)
     per_task = verdicts(results, tasks, reps)
     at_ppo_time = verdicts([*equal_time, *(r for r in results if r["algo"] == "ppo")], tasks, reps) if equal_time else []
     interval = lambda v: f"{v[0]:.1f} [{v[1]:.1f}, {v[2]:.1f}]" if abs(v[0]) >= 10 else f"{v[0]:.2f} [{v[1]:.2f}, {v[2]:.2f}]"  # noqa: E731
@@ -416,15 +428,11 @@ def reports(
          ", ".join(sorted(set(g["code"]))), seed_list(g["seed"])]
         for (_, e, a, config), g in runs.fillna({"config": ""}).groupby(["order", "env_id", "algo", "config"])
     ]  # fmt: skip
-    timed = {v["env_id"]: v for v in at_ppo_time}
 
-    def at_time(t: Mapping[str, Any]) -> list[str]:  # GPG at PPO's time (its equal-time runs if any, else its curves)
-        if (v := timed.get(t["env_id"])) is not None:
-            score, text = v["normalized"][0], f"{v['gpg_iqm'][0]:.1f} ({_fmt(v['normalized'][0], '.2f')}; equal-time runs)"
-        else:
-            score, done = t["equal_time_normalized"], t["gpg_seeds_done_earlier"]
-            text = f"{t['equal_time_iqm']:.1f} ({_fmt(score, '.2f')}; curves, {done} done)"
-        return [text, _missed(score)]
+    def at_time(t: Mapping[str, Any]) -> list[str]:  # GPG at PPO's time, and where that figure comes from
+        done = "" if t["gpg_seeds_done_earlier"] is None else f", {t['gpg_seeds_done_earlier']} done"
+        score = t["at_ppo_time_normalized"]
+        return [f"{t['at_ppo_time_iqm']:.1f} ({_fmt(score, '.2f')}; {t['at_ppo_time_source']}{done})", _missed(score)]
 
     targets_md = [
         [t["env_id"], f"{t['final_iqm_gpg']:.1f} / {t['final_iqm_ppo']:.1f}", _fmt(t["normalized_iqm"], ".2f"),

@@ -93,10 +93,13 @@ def test_target_comparison_by_hand() -> None:
     assert row["params_ratio"] == pytest.approx(0.5) and row["peak_rss_ratio"] == pytest.approx(0.75)
     assert row["final_iqm_gpg"] == pytest.approx(430.0 / 3) and row["final_iqm_ppo"] == pytest.approx(150.0)
     assert row["normalized_iqm"] == pytest.approx((430.0 / 3 - 20.0) / (150.0 - 20.0))  # random 20 -> 0, PPO -> 1
-    assert row["equal_time_iqm"] == pytest.approx(430.0 / 3) and row["gpg_seeds_done_earlier"] == 3
+    assert row["at_ppo_time_iqm"] == pytest.approx(430.0 / 3) and row["gpg_seeds_done_earlier"] == 3
+    assert (row["at_ppo_time_source"], row["time_target_met"], row["time_shortfall"]) == ("curves", False, row["shortfall"])
     # Below PPO (0.95), no run at or below the random policy's 20: missed by 0.05, nothing stalled.
     assert (row["gpg_stalled"], row["ppo_stalled"], row["target_met"]) == (0, 0, False)
     assert row["shortfall"] == pytest.approx(1 - (430.0 / 3 - 20.0) / 130.0) and report._target(row) == "short by 0.05"
+    # A gap that rounds to 0.00 is still stated as a miss, to one significant digit.
+    assert report._missed(0.998) == "short by 0.002" and report._missed(1.0) == "met"
     stalled = [*results[:4], {**results[4], "final_mean": 20.0}, run("gpg", 3, 900.0, [], 5.0, 1.0)]  # IQM 165 now
     (row,) = report.target_comparison(stalled, [TASK])
     assert (row["gpg_stalled"], row["shortfall"], row["target_met"], report._target(row)) == (1, 0.0, False, "1 stalled")
@@ -108,8 +111,14 @@ def test_target_comparison_by_hand() -> None:
     for r, wall in zip(results[:2], (3.0, 4.0), strict=True):
         r["train_wall_s"] = wall
     (row,) = report.target_comparison(results, [TASK])
-    assert row["equal_time_iqm"] == pytest.approx(309.0 / 3) and row["gpg_seeds_done_earlier"] == 0
-    assert row["equal_time_normalized"] == pytest.approx((309.0 / 3 - 20.0) / 130.0)
+    assert row["at_ppo_time_iqm"] == pytest.approx(309.0 / 3) and row["gpg_seeds_done_earlier"] == 0
+    assert row["at_ppo_time_normalized"] == pytest.approx((309.0 / 3 - 20.0) / 130.0)
+    # GPG's equal-time runs, where the sweep made them, replace the curves: 180 and 200 at PPO's time, IQM 190.
+    timed = [run("gpg", s, x, [], 3.5, 1.0, time_budget_s=3.5) for s, x in ((0, 180.0), (1, 200.0))]
+    (row,) = report.target_comparison(results, [TASK], timed)
+    assert (row["at_ppo_time_iqm"], row["gpg_seeds_done_earlier"]) == (190.0, None)
+    assert row["at_ppo_time_source"] == "equal-time runs"
+    assert row["at_ppo_time_normalized"] == pytest.approx(170.0 / 130.0) and row["time_target_met"]
     results[3]["curve"][-1]["mean"] = 140.0  # two of three seeds never get there: "not reached"
     (row,) = report.target_comparison(results, [TASK])
     assert row["gpg_wall_to_ppo_final"] is None and row["wall_ratio"] is None
