@@ -378,7 +378,9 @@ def reports(
 ) -> dict[str, Any]:
     """
     The report files of a sweep by name, text or an object to write as JSON: ``results.json``/``.csv``, ``curves.csv``,
-    ``aggregate.json`` and ``benchmark.md`` (rl-zoo3's table, per-task details, the targets, the aggregates, the tasks).
+    ``aggregate.json`` and ``benchmark.md`` (rl-zoo3's table, per-task details, the targets, the aggregates, the tasks),
+    and ``benchmark.md``'s main tables as ``tables/<name>.csv`` (``verdicts``, ``equal_time``, ``details``, ``targets``,
+    ``aggregate``), with the same cells.
 
     :param reps: bootstrap resamples
     :param command: command line, quoted in ``benchmark.md``
@@ -448,7 +450,8 @@ def reports(
         for metric, label in (("final", "final return"), ("auc", "AUC"))
         for name, (p, low, high) in agg[key].get(metric, {}).items()
     ]
-    table = lambda rows, columns, left=2: markdown(pd.DataFrame(rows, columns=columns.split("|")), left)  # noqa: E731
+    frame = lambda rows, columns: pd.DataFrame(rows, columns=columns.split("|"))  # noqa: E731
+    table = lambda rows, columns, left=2: markdown(frame(rows, columns), left)  # noqa: E731
     history = None if history is None else update_history(history, results)
     looks_rows = [] if history is None else looks(history, results)
     looks_md = [
@@ -552,6 +555,11 @@ Learning curves: `curves/<env>.png`. Per-seed numbers: `results.csv`, `results.j
         "aggregate.json": {**agg, "targets": targets, "verdicts": per_task, "equal_time": at_ppo_time},
         "benchmark.md": text,
     }
+    # The main tables also as CSV, cell for cell as in benchmark.md, for the documentation's csv-table directives.
+    tables = {"verdicts": (verdicts_md, verdicts_columns), "equal_time": (equal_md, equal_columns) if equal_time else None,
+              "details": (details, details_columns), "targets": (targets_md, targets_columns),
+              "aggregate": (estimates, "metric|algo|estimate|95% CI")}  # fmt: skip
+    files |= {f"tables/{name}.csv": frame(*t).to_csv(index=False) for name, t in tables.items() if t is not None}
     if history is not None:
         files["history.json"] = history
         files["aggregate.json"]["looks"] = {f"{x['algo']} {x['env_id']}": x["looks"] for x in looks_rows if x["shown"]}

@@ -187,9 +187,19 @@ def test_reports_keep_the_columns_and_read_both_result_versions() -> None:
     assert targets_row in markdown
     # With equal-time runs, GPG at PPO's time comes from them: 60 at 10 s, normalized (60 - 20) / (100 - 20).
     timed = [run("gpg", 0, 60.0, [(0.0, 10.0), (10.0, 60.0)], 10.0, 3000.0, time_budget_s=10.0)]
-    timed_md = report.reports(results, [TASK], ["gpg", "ppo"], 20, "cmd", timed)["benchmark.md"]
+    timed_files = report.reports(results, [TASK], ["gpg", "ppo"], 20, "cmd", timed)
+    timed_md = timed_files["benchmark.md"]
     assert "|CartPole-v1|160.0 / 100.0|1.75|0 / 0|met|60.0 (0.50; equal-time runs)|short by 0.50|" in timed_md
     assert "|CartPole-v1|10|10|60.0 [60.0, 60.0]|100.0 [100.0, 100.0]|0.50 [0.50, 0.50]|0.00 [0.00, 0.00]|" in timed_md
+    # The main tables as CSV too, cell for cell (the documentation's csv-tables); equal_time only with such runs.
+    assert sorted(n for n in timed_files if n.startswith("tables/")) == [
+        f"tables/{name}.csv" for name in ("aggregate", "details", "equal_time", "targets", "verdicts")
+    ]
+    assert "tables/equal_time.csv" not in files
+    (equal_row,) = csv.DictReader(io.StringIO(timed_files["tables/equal_time.csv"]))
+    assert equal_row["normalized [95% CI]"] == "0.50 [0.50, 0.50]" and equal_row["env"] == "CartPole-v1"
+    (target_row,) = csv.DictReader(io.StringIO(files["tables/targets.csv"]))
+    assert "|".join(["", *target_row.values(), ""]).startswith(targets_row)
     assert files["aggregate.json"]["probability_of_improvement"]["final"]["gpg>ppo"] == [1.0, 1.0, 1.0]
     assert json.loads(json.dumps(files["aggregate.json"]["targets"]))[0]["normalized_iqm"] == pytest.approx(1.75)
 
