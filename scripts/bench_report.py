@@ -177,6 +177,16 @@ def stalled_runs(runs: Results, random_score: float | None) -> int | None:
     return None if random_score is None else int(sum(r["final_mean"] <= random_score for r in runs))
 
 
+def _met(score: float | None) -> bool:
+    """Whether a normalized score reaches its target of 1 (PPO's IQM)."""
+    return score is not None and score >= 1
+
+
+def _shortfall(score: float | None) -> float | None:
+    """How far a normalized score falls short of its target of 1: ``1 - score`` where positive, else 0."""
+    return None if score is None else max(0.0, 1 - score)
+
+
 def target_comparison(results: Results, tasks: Sequence[Any], equal_time: Results = ()) -> list[dict[str, Any]]:
     """
     GPG against PPO per task in the terms of the project's targets, one row per task with runs of both.
@@ -212,15 +222,14 @@ def target_comparison(results: Results, tasks: Sequence[Any], equal_time: Result
         row = {
                 "env_id": task.env_id, "final_iqm_gpg": iqm_gpg, "final_iqm_ppo": iqm_ppo, "ppo_final": ppo_final,
                 "normalized_iqm": score, "gpg_stalled": gpg_stalled, "ppo_stalled": ppo_stalled,
-                "target_met": score is not None and score >= 1 and not gpg_stalled,
-                "shortfall": None if score is None else max(0.0, 1 - score), "gpg_wall_to_ppo_final": gpg_wall,
+                "target_met": _met(score) and not gpg_stalled, "shortfall": _shortfall(score),
+                "gpg_wall_to_ppo_final": gpg_wall,
                 "gpg_seeds_reaching_ppo_final": sum(w is not None for w in walls), "gpg_seeds": len(gpg),
                 "ppo_wall": ppo_wall, "wall_ratio": None if gpg_wall is None else gpg_wall / ppo_wall,
                 "at_ppo_time_iqm": at_time, "at_ppo_time_normalized": time_score,
                 "at_ppo_time_source": "equal-time runs" if timed else "curves",
                 "gpg_seeds_done_earlier": None if timed else sum(r["train_wall_s"] < ppo_wall for r in gpg),
-                "time_target_met": time_score is not None and time_score >= 1,
-                "time_shortfall": None if time_score is None else max(0.0, 1 - time_score),
+                "time_target_met": _met(time_score), "time_shortfall": _shortfall(time_score),
                 "steps_per_s_ratio": mean(gpg, "steps_per_s") / mean(ppo, "steps_per_s"),
                 "params_ratio": mean(gpg, "params") / mean(ppo, "params"),
                 "peak_rss_ratio": mean(gpg, "peak_rss_mib") / mean(ppo, "peak_rss_mib"),
