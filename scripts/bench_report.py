@@ -242,9 +242,9 @@ def _missed(score: float | None, stalled: int | None = 0) -> str:
     """A normalized score against its target of 1 in words: ``met``, or by how much it is missed (and stalled runs)."""
     if score is None or np.isnan(score):
         return "undefined"
-    gap = 1 - score
+    gap = _shortfall(score)
     # Two decimals, except for a gap that would read "short by 0.00": one significant digit then.
-    missed = [f"short by {gap:.2f}" if gap >= 0.005 else f"short by {gap:.1g}"] if gap > 0 else []
+    missed = [f"short by {gap:.2f}" if gap >= 0.005 else f"short by {gap:.1g}"] if gap else []
     missed += [f"{stalled} stalled"] if stalled else []
     return "; ".join(missed) or "met"
 
