@@ -5,7 +5,7 @@ For every task, seed and algorithm, a subprocess trains the model rl-zoo3's ``Ex
 ``hyperparams/gpg.yml`` (GPG), rl-zoo3's ``ppo.yml`` (PPO) or ``--conf ALGO=FILE`` (``--conf ALGO:ENV=FILE``: for one
 task), by default with rl-zoo3's PPO budget of the task, with :class:`TimedEvaluation` attached; it then evaluates the
 policy on ``--eval-episodes`` fresh episodes and writes ``result.json`` atomically. A restarted sweep skips the runs
-whose result holds the same settings.
+whose result holds the same settings, and sweeps started on one ``--out`` split its runs (:func:`claim_run`).
 ``bench_report.py`` writes the reports into ``--out``: ``results.csv``/``.json``, ``curves.csv``,
 ``curves/<env>.png``, ``aggregate.json`` and ``benchmark.md``. Usage::
 
@@ -19,6 +19,7 @@ import ast
 import contextlib
 import csv
 import dataclasses
+import fcntl
 import hashlib
 import json
 import os
@@ -466,7 +467,31 @@ def plan_equal_time(specs: Sequence[dict[str, Any]], out: Path) -> list[dict[str
     return planned
 
 
-def run_jobs(jobs: Sequence[tuple[list[str], Path]], n_jobs: int, on_finish: Callable, env: dict[str, str]) -> None:
+def claim_run(run_dir: Path) -> int | None:
+    """
+    Claim a run folder for this process: an exclusive lock on the folder, held until the returned descriptor is
+    closed or the process ends (a killed sweep leaves no stale claim). Several sweeps started on one output folder
+    thereby split its runs instead of training one twice.
+
+    :return: the descriptor holding the lock, or None if another process holds it
+    """
+    run_dir.mkdir(parents=True, exist_ok=True)
+    descriptor = os.open(run_dir, os.O_RDONLY)
+    try:
+        fcntl.flock(descriptor, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        os.close(descriptor)
+        return None
+    return descriptor
+
+
+def run_jobs(
+    jobs: Sequence[tuple[list[str], Path]],
+    n_jobs: int,
+    on_finish: Callable,
+    env: dict[str, str],
+    may_start: Callable[[int], bool] = lambda index: True,
+) -> None:
     """
     Run commands as subprocesses, ``n_jobs`` at a time, in order; on an exception the running ones are terminated.
 
@@ -474,12 +499,15 @@ def run_jobs(jobs: Sequence[tuple[list[str], Path]], n_jobs: int, on_finish: Cal
     :param n_jobs: most subprocesses at once
     :param on_finish: called with the job's index and exit status when it ends
     :param env: environment variables
+    :param may_start: called with a job's index when its turn comes; False skips the job
     """
     pending, running = list(enumerate(jobs)), {}
     try:
         while pending or running:
             while pending and len(running) < n_jobs:
                 index, (command, log) = pending.pop(0)
+                if not may_start(index):
+                    continue
                 log.parent.mkdir(parents=True, exist_ok=True)
                 with open(log, "w") as file:
                     running[subprocess.Popen(command, stdout=file, stderr=subprocess.STDOUT, cwd=log.parent, env=env)] = index
@@ -504,13 +532,31 @@ def execute(todo: Sequence[dict[str, Any]], n_specs: int, args: argparse.Namespa
     :return: the names of the runs that failed, then ``"interrupted"`` if the sweep was interrupted
     """
     failures: list[str] = []
-    started, n_done, steps_done = time.perf_counter(), n_specs - len(todo), 0
+    started, n_done, steps_done, steps_skipped = time.perf_counter(), n_specs - len(todo), 0, 0
+    claims: dict[int, int] = {}
+    codes = {algo: None if args.allow_mixed_code else code_version(algo)["code"] for algo in {s["algo"] for s in todo}}
+
+    def may_start(index: int) -> bool:
+        # Another sweep on the same folder may be training this run, or have finished it since this one planned.
+        nonlocal n_done, steps_skipped
+        spec = todo[index]
+        if (claim := claim_run(Path(spec["run_dir"]))) is not None:
+            if finished_result(spec, codes[spec["algo"]]) is None:
+                claims[index] = claim  # the worker clears what an earlier run left beside spec.json (clear_run_dir)
+                write_atomic(Path(spec["run_dir"]) / "spec.json", spec)
+                return True
+            os.close(claim)
+        n_done, steps_skipped = n_done + 1, steps_skipped + spec["n_timesteps"]
+        print(f"[{n_done}/{n_specs}] {spec['algo']} {spec['env_id']} seed {spec['seed']}: left to another sweep", flush=True)
+        return False
 
     def on_finish(index: int, returncode: int) -> None:
         nonlocal n_done, steps_done
+        os.close(claims.pop(index))
         spec, n_done, steps_done = todo[index], n_done + 1, steps_done + todo[index]["n_timesteps"]
         name, elapsed = f"{spec['algo']} {spec['env_id']} seed {spec['seed']}", time.perf_counter() - started
-        eta = elapsed * (sum(s["n_timesteps"] for s in todo) - steps_done) / steps_done  # remaining steps at the rate so far
+        left = sum(s["n_timesteps"] for s in todo) - steps_done - steps_skipped
+        eta = elapsed * left / steps_done  # remaining steps at the rate so far
         if (r := finished_result(spec) if returncode == 0 else None) is None:
             failures.append(name)
             print(f"[{n_done}/{n_specs}] FAILED {name} (exit {returncode}): see {spec['run_dir']}/worker.log", flush=True)
@@ -525,7 +571,7 @@ def execute(todo: Sequence[dict[str, Any]], n_specs: int, args: argparse.Namespa
     env = {**os.environ, "OMP_NUM_THREADS": threads, "MKL_NUM_THREADS": threads, "MPLBACKEND": "Agg"}
     jobs = [([*worker, f"{s['run_dir']}/spec.json"], Path(s["run_dir"], "worker.log")) for s in todo]
     try:
-        run_jobs(jobs, args.n_jobs, on_finish, env)
+        run_jobs(jobs, args.n_jobs, on_finish, env, may_start)
     except KeyboardInterrupt:
         print("interrupted: the finished runs are kept; run the same command again to resume")
         failures.append("interrupted")
@@ -555,8 +601,6 @@ def sweep(args: argparse.Namespace) -> int:
         )
         for t in tasks:
             print(f"  {t.env_id}: {t.n_timesteps} steps ({t.budget_source}), evaluated every {t.eval_freq}")
-        for spec in todo:  # the worker clears what an earlier run left there when it starts (clear_run_dir)
-            write_atomic(Path(spec["run_dir"]) / "spec.json", spec)
 
     failures += execute(todo, len(specs), args)
     if failures and failures[-1] == "interrupted":
@@ -565,8 +609,6 @@ def sweep(args: argparse.Namespace) -> int:
     if args.equal_time and {"gpg", "ppo"} <= set(args.algos):
         timed = plan_equal_time(specs, out)
         timed_todo = [] if args.report_only else [s for s in timed if finished_result(s, code("gpg")) is None]
-        for spec in timed_todo:
-            write_atomic(Path(spec["run_dir"]) / "spec.json", spec)
         if timed_todo:
             print(f"equal-time runs: {len(timed_todo)} of {len(timed)} to run (GPG for PPO's median training seconds)")
         failures += execute(timed_todo, len(timed), args)

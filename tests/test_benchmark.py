@@ -388,6 +388,30 @@ def test_run_jobs_runs_everything_and_reports_exit_codes(tmp_path: Path) -> None
     assert all((tmp_path / str(i) / "log").read_text().strip() == f"out {i}" for i in range(5))
 
 
+def test_sweeps_sharing_a_folder_split_its_runs(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    # A run claimed by another sweep, or finished since this sweep planned, is left alone: no worker starts.
+    committed = json.loads((COMMITTED / "gpg" / "CartPole-v1" / "seed0" / "result.json").read_text())
+    claimed, finished = ({**committed["key"], "run_dir": str(tmp_path / name)} for name in ("claimed", "finished"))
+    held = bench.claim_run(Path(claimed["run_dir"]))
+    assert held is not None and bench.claim_run(Path(claimed["run_dir"])) is None
+    (tmp_path / "finished").mkdir()
+    (tmp_path / "finished" / "result.json").write_text(json.dumps(committed))
+    args = bench.parse_args(["--allow-mixed-code"])
+    assert bench.execute([claimed, finished], 3, args) == []
+    out = capsys.readouterr().out
+    assert "[2/3] gpg CartPole-v1 seed 0: left to another sweep" in out and "[3/3]" in out
+    assert not (tmp_path / "claimed" / "spec.json").exists() and not (tmp_path / "claimed" / "worker.log").exists()
+    os.close(held)  # a released claim (or a sweep that ended) frees the run
+    released = bench.claim_run(Path(claimed["run_dir"]))
+    assert released is not None
+    os.close(released)
+    # run_jobs skips the jobs its caller declines.
+    jobs = [([sys.executable, "-c", "pass"], tmp_path / "jobs" / str(i) / "log") for i in range(3)]
+    ran: dict[int, int] = {}
+    bench.run_jobs(jobs, 2, ran.__setitem__, dict(os.environ), lambda index: index != 1)
+    assert ran == {0: 0, 2: 0} and not (tmp_path / "jobs" / "1").exists()
+
+
 @pytest.mark.slow
 def test_smoke_sweep_resumes_without_redoing_finished_runs(tmp_path: Path) -> None:
     out, elsewhere = tmp_path / "out", tmp_path / "cwd"
