@@ -524,24 +524,26 @@ def run_jobs(
             process.kill()  # no-op once it has exited
 
 
-def execute(todo: Sequence[dict[str, Any]], n_specs: int, args: argparse.Namespace) -> list[str]:
+def execute(
+    todo: Sequence[dict[str, Any]], n_specs: int, args: argparse.Namespace, code: Callable[[str], str | None]
+) -> list[str]:
     """
     Run the workers of ``todo`` (``args.n_jobs`` at a time), printing each run's summary as it finishes.
 
     :param n_specs: the number of runs of the sweep, finished ones included (for the ``[k/n]`` counter)
+    :param code: an algorithm's current code version (None: any), as :func:`finished_result` takes it
     :return: the names of the runs that failed, then ``"interrupted"`` if the sweep was interrupted
     """
     failures: list[str] = []
     started, n_done, steps_done, steps_skipped = time.perf_counter(), n_specs - len(todo), 0, 0
     claims: dict[int, int] = {}
-    codes = {algo: None if args.allow_mixed_code else code_version(algo)["code"] for algo in {s["algo"] for s in todo}}
 
     def may_start(index: int) -> bool:
         # Another sweep on the same folder may be training this run, or have finished it since this one planned.
         nonlocal n_done, steps_skipped
         spec = todo[index]
         if (claim := claim_run(Path(spec["run_dir"]))) is not None:
-            if finished_result(spec, codes[spec["algo"]]) is None:
+            if finished_result(spec, code(spec["algo"])) is None:
                 claims[index] = claim  # the worker clears what an earlier run left beside spec.json (clear_run_dir)
                 write_atomic(Path(spec["run_dir"]) / "spec.json", spec)
                 return True
@@ -602,7 +604,7 @@ def sweep(args: argparse.Namespace) -> int:
         for t in tasks:
             print(f"  {t.env_id}: {t.n_timesteps} steps ({t.budget_source}), evaluated every {t.eval_freq}")
 
-    failures += execute(todo, len(specs), args)
+    failures += execute(todo, len(specs), args, code)
     if failures and failures[-1] == "interrupted":
         return 130
     equal_time: list[dict[str, Any]] = []
@@ -611,7 +613,7 @@ def sweep(args: argparse.Namespace) -> int:
         timed_todo = [] if args.report_only else [s for s in timed if finished_result(s, code("gpg")) is None]
         if timed_todo:
             print(f"equal-time runs: {len(timed_todo)} of {len(timed)} to run (GPG for PPO's median training seconds)")
-        failures += execute(timed_todo, len(timed), args)
+        failures += execute(timed_todo, len(timed), args, code)
         if failures and failures[-1] == "interrupted":
             return 130
         equal_time = [result for spec in timed if (result := finished_result(spec)) is not None]
