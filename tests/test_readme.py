@@ -1,8 +1,10 @@
 """
 The README's Python code runs verbatim, as a user runs it: each ```python block, saved as a script and run on its
-own, with no thread settings in the environment and a time limit a user would accept (slow).
+own, with no thread settings in the environment and a time limit a user would accept (slow). Its result tables quote
+the committed benchmark report verbatim, every task included.
 """
 
+import json
 import os
 import re
 import subprocess
@@ -19,6 +21,9 @@ PYTHON_BLOCK = re.compile(r"^```python\n(.*?)^```$", re.MULTILINE | re.DOTALL)
 #: Seconds a block may take, set for a 2-core CPU: a user pasting a README example waits about a minute, not ten.
 #: A block that is too slow is made faster (fewer steps, torch.set_num_threads(1) in the block), not this looser.
 BLOCK_TIME_LIMIT = 120
+#: The benchmark report the README's result tables quote, and the comment that marks each quoted table.
+BENCHMARK = REPO / "benchmarks" / "gpg_vs_ppo"
+QUOTE = "<!-- quoted from benchmarks/gpg_vs_ppo/benchmark.md: tests/test_readme.py checks it -->"
 #: Thread settings that a user's shell does not have: the blocks must be fast without them.
 THREAD_VARIABLES = ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS", "NUMEXPR_NUM_THREADS")
 
@@ -74,3 +79,25 @@ def test_readme_python_block_runs_as_a_script(line, code, tmp_path):
     output = result.stdout + result.stderr
     assert result.returncode == 0, f"README.md line {line}: exit status {result.returncode}, {seconds:.0f} s\n{output[-6000:]}"
     print(f"README.md line {line}: {seconds:.1f} s")
+
+
+def quoted_tables() -> list[list[str]]:
+    """The README's tables marked with :data:`QUOTE`: each the table's lines (header, rule, rows) that follow it."""
+    lines, tables = README.read_text(encoding="utf-8").splitlines(), []
+    for i in (i for i, line in enumerate(lines) if line.strip() == QUOTE):
+        rest = lines[i + 1 :]
+        tables.append(rest[: next((k for k, line in enumerate(rest) if not line.startswith("|")), len(rest))])
+    return tables
+
+
+def test_readme_result_tables_quote_the_benchmark_report():
+    # Every number of the README's result tables comes from scripts/benchmark.py: each quoted table is a block of
+    # consecutive lines of the committed benchmark.md, and it leaves no task out, so that a verdict cannot be dropped.
+    report = (BENCHMARK / "benchmark.md").read_text(encoding="utf-8")
+    aggregate = json.loads((BENCHMARK / "aggregate.json").read_text(encoding="utf-8"))
+    tables = quoted_tables()
+    assert len(tables) == 2, f"expected the results table and the equal-time table after {QUOTE!r}, found {len(tables)}"
+    for table, key in zip(tables, ("verdicts", "equal_time"), strict=True):
+        assert len(table) > 2 and "\n".join(table) in report, "README table not in benchmark.md:\n" + "\n".join(table)
+        tasks = [line.split("|")[1] for line in table[2:]]
+        assert tasks == [row["env_id"] for row in aggregate[key]], f"README's {key} table: tasks {tasks}"
