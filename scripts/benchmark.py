@@ -536,6 +536,7 @@ def execute(
     """
     failures: list[str] = []
     started, n_done, steps_done, steps_skipped = time.perf_counter(), n_specs - len(todo), 0, 0
+    steps_total = sum(s["n_timesteps"] for s in todo)
     claims: dict[int, int] = {}
 
     def may_start(index: int) -> bool:
@@ -557,7 +558,7 @@ def execute(
         os.close(claims.pop(index))
         spec, n_done, steps_done = todo[index], n_done + 1, steps_done + todo[index]["n_timesteps"]
         name, elapsed = f"{spec['algo']} {spec['env_id']} seed {spec['seed']}", time.perf_counter() - started
-        left = sum(s["n_timesteps"] for s in todo) - steps_done - steps_skipped
+        left = steps_total - steps_done - steps_skipped
         eta = elapsed * left / steps_done  # remaining steps at the rate so far
         if (r := finished_result(spec) if returncode == 0 else None) is None:
             failures.append(name)
