@@ -46,7 +46,8 @@ class GroupRolloutBuffer:
     :param baseline: ``"group"`` (binned group mean) or ``"knn"`` (see :func:`sb3_gpg.estimator.advantages`)
     :param baseline_kwargs: Options of the baseline (:data:`sb3_gpg.estimator.BASELINE_OPTIONS`)
     :param explore_ties: When no group of the rollout has any spread of (the env's own) returns, so that every
-        advantage is zero, take the advantages from novelty returns instead (:func:`sb3_gpg.estimator.novelty_rewards`)
+        advantage is zero, take the advantages from novelty returns instead (:func:`sb3_gpg.estimator.novelty_rewards`),
+        unless every episode tied at the best return the run has seen (a solved task)
     """
 
     observations: np.ndarray | dict[str, np.ndarray]
@@ -63,6 +64,10 @@ class GroupRolloutBuffer:
     singleton_bin_fraction: float
     #: Whether the last rollout's returns tied everywhere (its advantages then come from novelty, if explore_ties).
     tied: bool
+    #: Whether they tied at the best episode return the run has seen, after worse ones: success, no novelty step.
+    tied_at_best: bool
+    #: Lowest and highest episode return (env's own rewards, discounted, from the first step) seen so far.
+    return_range: tuple[float, float] | None
 
     def __init__(
         self,
@@ -145,13 +150,41 @@ class GroupRolloutBuffer:
         self._episode_chunks.append(np.asarray(episode_ids, dtype=np.int64)[active])
         self._size += int(active.sum())
 
-    def compute_returns_and_advantage(self, episode_groups: np.ndarray) -> None:
+    @property
+    def _refine_bins(self) -> bool:
+        # Time-step bins wider than one step compare each step at its own time step where they can (see estimator).
+        return self.binning == "timestep" and self.bin_width > 1
+
+    def _judge_ties(self, raw_returns: np.ndarray, return_range: tuple[float, float] | None) -> None:
+        """
+        Set :attr:`tied`, :attr:`tied_at_best` and :attr:`return_range` from the rollout's returns of the env's own rewards.
+
+        :param raw_returns: Returns of the env's own rewards, one per stored step.
+        :param return_range: Lowest and highest episode return seen before this rollout, or ``None``.
+        """
+        min_bin_count = (self.baseline_kwargs or {}).get("min_bin_count") if self.baseline == "group" else None
+        # The knn baseline compares episodes of every group: so does the tie test.
+        scope = self.group_ids if self.baseline == "group" else np.zeros_like(self.group_ids)
+        self.tied = estimator.returns_tie(raw_returns, scope, self.timesteps, min_bin_count)
+        start_returns = raw_returns[self.timesteps == 0]
+        low, high = float(start_returns.min()), float(start_returns.max())
+        if return_range is not None:
+            low, high = min(low, return_range[0]), max(high, return_range[1])
+        self.return_range = (low, high)
+        self.tied_at_best = self.tied and estimator.tie_at_best(start_returns, self.return_range)
+
+    def compute_returns_and_advantage(
+        self, episode_groups: np.ndarray, return_range: tuple[float, float] | None = None
+    ) -> None:
         """
         Order the stored steps by episode and compute returns, bins, baselines and advantages.
 
         The episodes must be complete: returns are Monte Carlo, cut at each episode's end.
 
         :param episode_groups: Group of each episode, indexed by episode id.
+        :param return_range: Lowest and highest episode return (of the env's own rewards) that the run saw before this
+            rollout, or ``None`` for the first; with this rollout's, it decides whether a tie is at the best return seen.
+            The updated range is left in :attr:`return_range`.
         """
         if self._size == 0:
             raise RuntimeError("The rollout buffer is empty: no episode step was stored")
@@ -187,18 +220,25 @@ class GroupRolloutBuffer:
             self.timesteps,
             self.baseline,
             self.baseline_kwargs,
+            refine_bins=self._refine_bins,
         )
         raw_returns = estimator.discounted_returns(raw_rewards, self.episode_ids, self.gamma)
-        self.tied = estimator.returns_tie(raw_returns, self.group_ids, self.episode_ids, self.timesteps)
-        if self.tied and self.explore_ties and self.episode_ids[-1] != self.episode_ids[0]:  # two episodes to compare
-            # No signal: every advantage would be zero and the policy would not move. The advantages of novelty returns
-            # (same groups and bins) favour the episodes that went where the others did not, until returns differ.
+        self._judge_ties(raw_returns, return_range)
+        if self.tied and not self.tied_at_best and self.explore_ties and self.episode_ids[-1] != self.episode_ids[0]:
+            # No signal (and two episodes to compare): every advantage would be zero and the policy would not move. The
+            # advantages of novelty returns (same groups and bins) favour the episodes that went where the others did
+            # not, until returns differ. Not where the tie is at the best return seen: that is a solved task.
             features = estimator.knn_features(self.observations, self.timesteps, time_weight=0.0)
             novelty = estimator.novelty_rewards(features, self.episode_ids)
             novelty_returns = estimator.discounted_returns(novelty, self.episode_ids, self.gamma)
             per_bin_std = bool((self.baseline_kwargs or {}).get("per_bin_std", False)) and self.baseline == "group"
             result = estimator.group_advantages(
-                novelty_returns, self.group_ids, self.episode_ids, self.bin_ids, per_bin_std=per_bin_std
+                novelty_returns,
+                self.group_ids,
+                self.episode_ids,
+                self.bin_ids,
+                per_bin_std=per_bin_std,
+                timesteps=self.timesteps if self._refine_bins else None,
             )
         self.advantages = result.advantages.astype(np.float32)
         self.baselines = result.baselines.astype(np.float32)

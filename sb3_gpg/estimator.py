@@ -12,6 +12,15 @@ the episode, its reward and its observation. From these the functions below comp
    within its group;
 5. the advantage ``A_t = R_t - baseline_t`` for every step, later visits included.
 
+Time-step bins wider than one step are refined (``timesteps`` of :func:`group_advantages`): a
+step is compared with its group's returns at its own time step wherever two episodes hold one,
+so that no offset that depends on the time step alone enters its advantage.
+
+When a rollout's returns tie wherever its baseline compares them (:func:`returns_tie`, with a
+tolerance relative to the returns' scale), every advantage is zero; a tie at the best return the
+run has seen (:func:`tie_at_best`) is a solved task, any other tie a stall that
+:func:`novelty_rewards` can move out of.
+
 Variants of step 4-5, each an option of :func:`group_advantages` (measured against the
 default in ``scripts/estimator_study.py``):
 
@@ -252,6 +261,61 @@ def _bin_stats(keys: np.ndarray, first: np.ndarray, returns: np.ndarray) -> _Bin
     return _BinStats(sums[index], squares[index], counts[index], float(np.mean(counts == 1)))
 
 
+def _bin_baselines(
+    returns: np.ndarray,
+    group_ids: np.ndarray,
+    episode_ids: np.ndarray,
+    bin_ids: np.ndarray,
+    leave_one_out: bool,
+    min_bin_count: int | None,
+    per_bin_std: bool,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, _BinStats]:
+    """
+    Advantages, baselines and used bin counts of :func:`group_advantages` for one binning (no refinement).
+
+    :return: Advantages, baselines, the count of returns behind each step's baseline (after pooling), and the
+        statistics of the group bins.
+    """
+    first = first_visit_mask(episode_ids, bin_ids)
+    group_stats = _bin_stats(np.stack((group_ids, bin_ids), axis=1), first, returns)
+    sums, squares, counts = group_stats.sums, group_stats.squares, group_stats.counts
+    if min_bin_count is not None:
+        pooled = _bin_stats(bin_ids[:, None], first, returns)
+        thin = counts < min_bin_count
+        sums = np.where(thin, pooled.sums, sums)
+        squares = np.where(thin, pooled.squares, squares)
+        counts = np.where(thin, pooled.counts, counts)
+    if leave_one_out:
+        # The episode's own first-visit return in the step's bin (a later visit shares it).
+        own_return = returns[_first_index(episode_ids, bin_ids)]
+        others = counts - 1
+        # With no other return in the bin the baseline is the step's own return: zero advantage.
+        baselines = np.divide(sums - own_return, others, out=returns.copy(), where=others > 0)
+    else:
+        baselines = sums / counts
+    advantages = returns - baselines
+    # Exact zero where the step is the only return of its bin (no floating-point residue).
+    advantages[(counts == 1) & first] = 0.0
+    if per_bin_std:
+        std = np.sqrt(np.maximum(squares / counts - (sums / counts) ** 2, 0.0))
+        # A bin whose returns are all equal has no scale: its (revisit) advantages are set to zero.
+        advantages = np.divide(advantages, std + 1e-8, out=np.zeros_like(advantages), where=std > 0)
+    return advantages, baselines, counts, group_stats
+
+
+def _first_index(episode_ids: np.ndarray, bin_ids: np.ndarray) -> np.ndarray:
+    """
+    Index of the first visit of each step's episode to its bin (a first visit is its own).
+
+    :param episode_ids: Episode id of each step; episodes are contiguous and steps in time order.
+    :param bin_ids: Bin id of each step.
+    :return: Step indices, shape ``(n_steps,)``.
+    """
+    keys = np.stack((episode_ids, bin_ids), axis=1)
+    _, first, inverse = np.unique(keys, axis=0, return_index=True, return_inverse=True)
+    return first[inverse.reshape(-1)]
+
+
 def group_advantages(
     returns: np.ndarray,
     group_ids: np.ndarray,
@@ -260,9 +324,17 @@ def group_advantages(
     leave_one_out: bool = False,
     min_bin_count: int | None = None,
     per_bin_std: bool = False,
+    timesteps: np.ndarray | None = None,
 ) -> GroupAdvantages:
     """
     GPG advantages: each step's return minus the mean first-visit return of its bin within its group.
+
+    With ``timesteps`` (time-step bins wider than one step), a bin's later steps are not compared with
+    the returns at the bin's first step, which differ from theirs by the rewards in between (an offset
+    that depends on the time step only). A step is compared with the returns of its group at the *same*
+    time step wherever at least two episodes hold one there (after ``min_bin_count`` pooling); a step
+    that its episode alone reaches takes the advantage of its episode's first visit to the bin (its
+    return there against the bin's mean), which is exactly zero for an episode alone in its bin.
 
     :param returns: Monte Carlo return of each step.
     :param group_ids: Group id of each step (bins are scoped to a group).
@@ -276,6 +348,8 @@ def group_advantages(
         group of the rollout. ``None`` keeps every baseline within its group.
     :param per_bin_std: Divide each advantage by the standard deviation of the first-visit returns of
         its bin (GRPO), plus ``1e-8``.
+    :param timesteps: Time step of each step within its episode, to refine time-step bins wider than one
+        step as described above; ``None``: no refinement (the paper's rule for every binning).
     :return: Advantages, baselines, bin counts and the singleton-bin fraction (of the group bins).
     """
     returns = np.asarray(returns, dtype=np.float64)
@@ -285,35 +359,20 @@ def group_advantages(
         return GroupAdvantages(empty, empty, np.zeros(0, dtype=np.int64), 0.0)
     if min_bin_count is not None and min_bin_count < 2:
         raise ValueError(f"min_bin_count must be None or an integer >= 2, got {min_bin_count}")
+    group_ids = np.asarray(group_ids, dtype=np.int64)
     episode_ids = np.asarray(episode_ids, dtype=np.int64)
     bin_ids = np.asarray(bin_ids, dtype=np.int64)
-    first = first_visit_mask(episode_ids, bin_ids)
-    group_stats = _bin_stats(np.stack((np.asarray(group_ids, dtype=np.int64), bin_ids), axis=1), first, returns)
-    sums, squares, counts = group_stats.sums, group_stats.squares, group_stats.counts
-    if min_bin_count is not None:
-        pooled = _bin_stats(bin_ids[:, None], first, returns)
-        thin = counts < min_bin_count
-        sums = np.where(thin, pooled.sums, sums)
-        squares = np.where(thin, pooled.squares, squares)
-        counts = np.where(thin, pooled.counts, counts)
-    if leave_one_out:
-        # The episode's own first-visit return in the step's bin (a later visit shares it).
-        _, own_index = np.unique(np.stack((episode_ids, bin_ids), axis=1), axis=0, return_inverse=True)
-        own_index = own_index.reshape(-1)
-        own_return = np.zeros(int(own_index.max()) + 1)
-        own_return[own_index[first]] = returns[first]
-        others = counts - 1
-        # With no other return in the bin the baseline is the step's own return: zero advantage.
-        baselines = np.divide(sums - own_return[own_index], others, out=returns.copy(), where=others > 0)
-    else:
-        baselines = sums / counts
-    advantages = returns - baselines
-    # Exact zero where the step is the only return of its bin (no floating-point residue).
-    advantages[(counts == 1) & first] = 0.0
-    if per_bin_std:
-        std = np.sqrt(np.maximum(squares / counts - (sums / counts) ** 2, 0.0))
-        # A bin whose returns are all equal has no scale: its (revisit) advantages are set to zero.
-        advantages = np.divide(advantages, std + 1e-8, out=np.zeros_like(advantages), where=std > 0)
+    options = (leave_one_out, min_bin_count, per_bin_std)
+    advantages, baselines, _, group_stats = _bin_baselines(returns, group_ids, episode_ids, bin_ids, *options)
+    if timesteps is not None:
+        steps = np.asarray(timesteps, dtype=np.int64)
+        step_advantages, step_baselines, step_counts, _ = _bin_baselines(returns, group_ids, episode_ids, steps, *options)
+        # A thin step inherits its episode's advantage at its first visit to the bin, whose baseline is offset
+        # from this step's by the episode's own rewards in between (so that baseline minus advantage stays R_t).
+        entry = _first_index(episode_ids, bin_ids)
+        thin = step_counts < 2
+        advantages = np.where(thin, advantages[entry], step_advantages)
+        baselines = np.where(thin, baselines[entry] + returns - returns[entry], step_baselines)
     return GroupAdvantages(advantages, baselines, group_stats.counts, group_stats.singleton_fraction)
 
 
@@ -386,28 +445,94 @@ def knn_baselines(
     return baselines
 
 
+def tie_tolerance(returns: np.ndarray, rtol: float = 1e-6) -> float:
+    """
+    How far apart two returns of a rollout may be and still count as equal: ``rtol`` times the largest absolute return.
+
+    Relative to the returns' own scale, so that returns of tiny rewards that differ are told apart, and equal sums
+    that differ by rounding are not; returns that are all zero must be equal exactly.
+
+    :param returns: Returns of the rollout.
+    :param rtol: Relative tolerance.
+    :return: The tolerance, >= 0.
+    """
+    returns = np.asarray(returns, dtype=np.float64)
+    return float(rtol * np.max(np.abs(returns))) if returns.size else 0.0
+
+
 def returns_tie(
-    returns: np.ndarray, group_ids: np.ndarray, episode_ids: np.ndarray, timesteps: np.ndarray, rtol: float = 1e-6
+    returns: np.ndarray,
+    group_ids: np.ndarray,
+    timesteps: np.ndarray,
+    min_bin_count: int | None = None,
+    rtol: float = 1e-6,
 ) -> bool:
     """
-    Whether a rollout carries no signal: in every group, the episodes' returns are equal at every time step.
+    Whether a rollout carries no signal: wherever a baseline compares episodes, their returns are equal at every time step.
 
-    Then no baseline can tell the episodes of a group apart, and with one bin per time step every advantage
-    is zero: the policy gradient vanishes, as when every Acrobot or MountainCar episode runs into the time
-    limit, or every CartPole episode reaches it. (Coarser bins give the later steps of a bin non-zero
-    advantages even then, but they depend on the time step only, not on what the episode did.)
+    Then no baseline can tell the episodes apart, and with one bin per time step every advantage is zero: the policy
+    gradient vanishes, as when every Acrobot or MountainCar episode runs into the time limit, or every CartPole
+    episode reaches it. Returns are compared within the scope the configured baseline compares them in: within each
+    group (pass the group ids), across the whole rollout (pass one id for every step, as for the ``"knn"`` baseline,
+    which compares episodes of any group), and, with ``min_bin_count``, across the whole rollout at the time steps
+    where a group holds fewer returns than that (where :func:`group_advantages` pools its groups).
 
     :param returns: Monte Carlo return of each step (of the env's own rewards: a ``VecNormalize`` rescaling
         makes equal returns differ slightly).
-    :param group_ids: Group id of each step.
-    :param episode_ids: Episode id of each step; episodes are contiguous.
+    :param group_ids: Group id of each step: the scope within which returns are compared.
     :param timesteps: Time step of each step within its episode.
-    :param rtol: Returns within ``rtol * (1 + |return|)`` of their mean count as equal (rounding).
-    :return: True if no group holds two different returns at one time step.
+    :param min_bin_count: ``min_bin_count`` of the group baseline, or ``None``.
+    :param rtol: Returns within :func:`tie_tolerance` of each other count as equal (rounding).
+    :return: True if no scope holds two different returns at one time step.
     """
     returns = np.asarray(returns, dtype=np.float64)
-    spread = group_advantages(returns, group_ids, episode_ids, timesteps).advantages
-    return bool(np.all(np.abs(spread) <= rtol * (1.0 + np.abs(returns))))
+    if returns.size == 0:
+        return True
+    tolerance = tie_tolerance(returns, rtol)
+    steps = np.asarray(timesteps, dtype=np.int64)
+    group_keys = np.stack((np.asarray(group_ids, dtype=np.int64), steps), axis=1)
+    spread, counts = _spread(group_keys, returns)
+    if min_bin_count is not None:
+        pooled_spread, _ = _spread(steps[:, None], returns)
+        spread = np.where(counts < min_bin_count, pooled_spread, spread)
+    return bool(np.all(spread <= tolerance))
+
+
+def _spread(keys: np.ndarray, values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """
+    Range (max - min) and count of the values sharing each step's key, gathered back to every step.
+
+    :param keys: Rows of integer keys, one row per step.
+    :param values: Value of each step.
+    :return: Range and count of each step's key, shape ``(n_steps,)`` each.
+    """
+    _, index = np.unique(keys, axis=0, return_inverse=True)
+    index = index.reshape(-1)
+    n_keys = int(index.max()) + 1
+    high = np.full(n_keys, -np.inf)
+    low = np.full(n_keys, np.inf)
+    np.maximum.at(high, index, values)
+    np.minimum.at(low, index, values)
+    return (high - low)[index], np.bincount(index, minlength=n_keys)[index]
+
+
+def tie_at_best(start_returns: np.ndarray, return_range: tuple[float, float] | None, rtol: float = 1e-6) -> bool:
+    """
+    Whether a tied rollout ties at the best return the run has seen, after the run has seen worse: success, not a stall.
+
+    A solved task ties at its ceiling (every CartPole episode reaching 500); exploring away from it would unlearn it.
+    A run whose every return so far was the same (every MountainCar episode timing out) has shown no best to keep.
+
+    :param start_returns: Return of each episode of the rollout from its first step.
+    :param return_range: Lowest and highest episode return the run has seen, this rollout's included.
+    :param rtol: Relative tolerance, as in :func:`tie_tolerance`.
+    :return: True if every episode returned the best seen, within the tolerance, and the run has seen a lower return.
+    """
+    if return_range is None or np.size(start_returns) == 0:
+        return False
+    low, high = return_range
+    tolerance = tie_tolerance(np.array([low, high]), rtol)
+    return bool(high - low > tolerance and np.min(start_returns) >= high - tolerance)
 
 
 def novelty_rewards(
@@ -502,6 +627,7 @@ def advantages(
     timesteps: np.ndarray,
     baseline: str = "group",
     baseline_kwargs: dict[str, object] | None = None,
+    refine_bins: bool = False,
 ) -> GroupAdvantages:
     """
     Advantages of a rollout with the chosen baseline: the binned group mean or the k-nearest-neighbour one.
@@ -514,12 +640,15 @@ def advantages(
     :param timesteps: Time step of each step within its episode (used by the ``"knn"`` baseline).
     :param baseline: ``"group"`` (:func:`group_advantages`) or ``"knn"`` (:func:`knn_baselines`).
     :param baseline_kwargs: Options of the baseline (see :data:`BASELINE_OPTIONS`).
+    :param refine_bins: The bins are time-step bins wider than one step: compare each step with the returns at its
+        own time step where it can (``timesteps`` argument of :func:`group_advantages`).
     :return: Advantages and baselines; for ``"knn"`` the bin counts are those of the group bins, for the record.
     """
     check_baseline(baseline, baseline_kwargs)
     options = {**BASELINE_OPTIONS[baseline], **(baseline_kwargs or {})}
     if baseline == "group":
-        return group_advantages(returns, group_ids, episode_ids, bin_ids, **options)  # type: ignore[arg-type]
+        refinement = timesteps if refine_bins else None
+        return group_advantages(returns, group_ids, episode_ids, bin_ids, **options, timesteps=refinement)  # type: ignore[arg-type]
     time_weight = float(options.pop("time_weight"))  # type: ignore[arg-type]
     knn = knn_baselines(knn_features(observations, timesteps, time_weight), returns, episode_ids, **options)  # type: ignore[arg-type]
     binned = group_advantages(returns, group_ids, episode_ids, bin_ids)

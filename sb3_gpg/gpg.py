@@ -65,7 +65,9 @@ class GPG(OnPolicyAlgorithm):
         would be zero, as when every episode fails alike on a sparse-reward task), take the rollout's advantages from
         novelty returns instead: each step's reward is ``log(1 + d)``, ``d`` its distance to the nearest states of other
         episodes (see :func:`sb3_gpg.estimator.novelty_rewards`), so that the policy moves towards what the others did
-        not do until returns differ. A rollout with any spread is unchanged. Logged as ``gpg/returns_tied``.
+        not do until returns differ. A rollout with any spread is unchanged, and so is one whose episodes all tie at the
+        best return the run has seen after worse ones (a solved task, as CartPole at 500: there the update leaves the
+        policy as it is). Logged as ``gpg/returns_tied`` and ``gpg/tied_at_best``.
         Keep it on unless tied returns are what the task should learn from: on MountainCar-v0 (ten tuning seeds) no
         run ended at the floor with it and eight did without; where returns never tie it changes nothing.
     :param max_episode_steps: Optional cap on episode length. Episodes also end at termination and at the
@@ -182,6 +184,9 @@ class GPG(OnPolicyAlgorithm):
         self._group_seed_rng = np.random.default_rng(self.seed)
         self._starts_checked = False  # the envs' start states are checked on the first rollout (per env)
         self._zero_advantages_reported = False
+        # Lowest and highest episode return of the env's own rewards seen so far (saved: a loaded model that keeps
+        # training still knows the best return its run has seen, where ties mean success).
+        self._return_range: tuple[float, float] | None = None
         # At load time (env=None, _init_setup_model=False) the spaces are set later, from the file.
         if getattr(self, "observation_space", None) is not None:
             safety.check_spaces(self.observation_space, self.action_space, self.binning)
@@ -321,7 +326,8 @@ class GPG(OnPolicyAlgorithm):
 
         rollout.check_start_states()
         self._starts_checked = True
-        rollout_buffer.compute_returns_and_advantage(rollout.episode_groups)
+        rollout_buffer.compute_returns_and_advantage(rollout.episode_groups, self._return_range)
+        self._return_range = rollout_buffer.return_range
         self._log_rollout(rollout)
 
         callback.update_locals(locals())
@@ -337,6 +343,7 @@ class GPG(OnPolicyAlgorithm):
         self.logger.record("gpg/zero_advantage_fraction", float(np.mean(advantages == 0.0)))
         self.logger.record("gpg/singleton_bin_fraction", self.rollout_buffer.singleton_bin_fraction)
         self.logger.record("gpg/returns_tied", float(self.rollout_buffer.tied))
+        self.logger.record("gpg/tied_at_best", float(self.rollout_buffer.tied_at_best))
         if np.all(advantages == 0.0):
             self.logger.record("gpg/all_advantages_zero", 1)
             # Common once a task is solved (every episode reaches the time limit with the same return):

@@ -228,17 +228,123 @@ def test_knn_baselines_hand_computed_cross_fitting():
 
 def test_returns_tie_hand_computed():
     # Two episodes of one group, two steps each.
-    episodes, groups, steps = np.array([0, 0, 1, 1]), np.zeros(4, dtype=int), np.array([0, 1, 0, 1])
-    assert estimator.returns_tie(np.array([2.0, 1.0, 2.0, 1.0]), groups, episodes, steps)
-    assert not estimator.returns_tie(np.array([2.0, 1.0, 3.0, 1.0]), groups, episodes, steps)
-    assert not estimator.returns_tie(np.array([2.0, 1.0, 2.0, 0.0]), groups, episodes, steps)
+    groups, steps = np.zeros(4, dtype=int), np.array([0, 1, 0, 1])
+    assert estimator.returns_tie(np.array([2.0, 1.0, 2.0, 1.0]), groups, steps)
+    assert not estimator.returns_tie(np.array([2.0, 1.0, 3.0, 1.0]), groups, steps)
+    assert not estimator.returns_tie(np.array([2.0, 1.0, 2.0, 0.0]), groups, steps)
     # Different returns in different groups are no spread: each group's episodes are alike.
-    assert estimator.returns_tie(np.array([2.0, 1.0, 3.0, 1.0]), np.array([0, 0, 1, 1]), episodes, steps)
+    assert estimator.returns_tie(np.array([2.0, 1.0, 3.0, 1.0]), np.array([0, 0, 1, 1]), steps)
+    # Unless the baseline compares episodes across groups (knn: one scope for the whole rollout).
+    assert not estimator.returns_tie(np.array([2.0, 1.0, 3.0, 1.0]), np.zeros(4, dtype=int), steps)
     # Rounding of equal sums is not a spread.
     one_group = np.zeros(2, dtype=int)
-    assert estimator.returns_tie(np.array([0.1 + 0.2, 0.3]), one_group, np.array([0, 1]), np.zeros(2, dtype=int))
+    assert estimator.returns_tie(np.array([0.1 + 0.2, 0.3]), one_group, np.zeros(2, dtype=int))
     # An episode that goes on longer, with zero rewards, returns as much as the others at every step.
-    assert estimator.returns_tie(np.array([1.0, 1.0, 0.0]), np.zeros(3, dtype=int), np.array([0, 1, 1]), np.array([0, 0, 1]))
+    assert estimator.returns_tie(np.array([1.0, 1.0, 0.0]), np.zeros(3, dtype=int), np.array([0, 0, 1]))
+
+
+def test_returns_tie_tolerance_is_relative():
+    one_group, start = np.zeros(2, dtype=int), np.zeros(2, dtype=int)
+    # Returns of tiny rewards that differ are a spread (an absolute floor of 1e-6 would call them tied) ...
+    assert not estimator.returns_tie(np.array([1e-8, 2e-8]), one_group, start)
+    # ... and returns that are all zero tie, while zero and anything else do not.
+    assert estimator.returns_tie(np.zeros(2), one_group, start)
+    assert not estimator.returns_tie(np.array([0.0, 1e-300]), one_group, start)
+    # Large returns that differ in their rounding only tie.
+    assert estimator.returns_tie(np.array([1e6, 1e6 * (1 + 1e-9)]), one_group, start)
+    assert estimator.tie_tolerance(np.array([-3.0, 2.0])) == 3e-6
+
+
+def test_returns_tie_with_pooled_thin_bins():
+    # Group 0 holds two episodes at step 0 and one at step 1; group 1 likewise, with another return at step 1.
+    groups = np.array([0, 0, 0, 1, 1, 1])
+    steps = np.array([0, 1, 0, 1, 0, 0])
+    returns = np.array([2.0, 1.0, 2.0, 5.0, 7.0, 7.0])
+    # Within each group every time step ties (step 1 holds one return per group) ...
+    assert estimator.returns_tie(returns, groups, steps)
+    # ... but with min_bin_count=2, step 1 is thin in both groups and pools them: 1 against 5 is a spread, as
+    # group_advantages would then see it.
+    assert not estimator.returns_tie(returns, groups, steps, min_bin_count=2)
+    pooled = estimator.group_advantages(returns, groups, np.array([0, 0, 1, 2, 2, 3]), steps, min_bin_count=2)
+    assert np.any(pooled.advantages != 0)
+
+
+def test_tie_at_best():
+    # CartPole solved: every episode returns the best the run has seen, after worse ones.
+    assert estimator.tie_at_best(np.array([500.0, 500.0]), (9.0, 500.0))
+    # Tied below the best seen: a stall, not success.
+    assert not estimator.tie_at_best(np.array([200.0, 200.0]), (9.0, 500.0))
+    # Every return so far the same (MountainCar timing out from the start): no best shown yet.
+    assert not estimator.tie_at_best(np.array([-200.0, -200.0]), (-200.0, -200.0))
+    assert not estimator.tie_at_best(np.array([1.0]), None)
+    # Within the relative tolerance of the best.
+    assert estimator.tie_at_best(np.array([500.0 * (1 - 1e-9)]), (9.0, 500.0))
+
+
+def test_refined_timestep_bins_hand_computed():
+    # One group, width-2 bins. Episode 0: rewards 1, 1, 1 (steps 0-2); episode 1: rewards 0, 1 (steps 0-1).
+    rewards = np.array([1.0, 1.0, 1.0, 0.0, 1.0])
+    episodes = np.array([0, 0, 0, 1, 1])
+    steps = estimator.timesteps_in_episode(episodes)
+    returns = estimator.discounted_returns(rewards, episodes, 1.0)  # 3, 2, 1, 1, 1
+    bins = estimator.timestep_bins(steps, 2)  # 0, 0, 1, 0, 0
+    groups = np.zeros(5, dtype=int)
+    plain = estimator.group_advantages(returns, groups, episodes, bins)
+    # The paper's rule compares step 1 with the bin's returns at step 0 (mean (3 + 1) / 2 = 2): a time-only offset.
+    np.testing.assert_allclose(plain.advantages, [1.0, 0.0, 0.0, -1.0, -1.0])
+    refined = estimator.group_advantages(returns, groups, episodes, bins, timesteps=steps)
+    # Step 0: (3 - 1) / 2 each way; step 1: both episodes hold a return there (2 and 1, mean 1.5); step 2: episode 0
+    # is alone in its bin, so exactly zero.
+    np.testing.assert_array_equal(refined.advantages, [1.0, 0.5, 0.0, -1.0, -0.5])
+    np.testing.assert_allclose(refined.baselines, returns - refined.advantages)
+
+
+def test_refined_bins_thin_step_takes_its_entry_advantage():
+    # Width-3 bins, one group; episode 0 lasts 3 steps, episode 1 one step: at steps 1-2 episode 0 is alone.
+    rewards = np.array([1.0, 2.0, 3.0, 4.0])
+    episodes = np.array([0, 0, 0, 1])
+    steps = estimator.timesteps_in_episode(episodes)
+    returns = estimator.discounted_returns(rewards, episodes, 1.0)  # 6, 5, 3, 4
+    result = estimator.group_advantages(returns, np.zeros(4, dtype=int), episodes, np.zeros(4, dtype=int), timesteps=steps)
+    # At step 0 the two returns 6 and 4 (mean 5); steps 1-2 inherit episode 0's advantage at its entry, 1.
+    np.testing.assert_array_equal(result.advantages, [1.0, 1.0, 1.0, -1.0])
+    np.testing.assert_allclose(result.baselines, [5.0, 4.0, 2.0, 5.0])
+    # A lone episode in its bin is exactly zero everywhere, with or without the refinement.
+    zeros = np.zeros(3, dtype=int)
+    lone = estimator.group_advantages(returns[:3], zeros, episodes[:3], zeros, timesteps=steps[:3])
+    assert np.all(lone.advantages == 0.0)
+
+
+def test_refined_bins_of_width_one_change_nothing():
+    rng = np.random.default_rng(3)
+    episodes = np.repeat(np.arange(6), rng.integers(1, 9, size=6))
+    steps = estimator.timesteps_in_episode(episodes)
+    returns = estimator.discounted_returns(rng.normal(size=episodes.size), episodes, 0.9)
+    groups = episodes // 3
+    for options in ({}, {"leave_one_out": True}, {"per_bin_std": True}, {"min_bin_count": 3}):
+        plain = estimator.group_advantages(returns, groups, episodes, steps, **options)
+        refined = estimator.group_advantages(returns, groups, episodes, steps, **options, timesteps=steps)
+        np.testing.assert_array_equal(plain.advantages, refined.advantages)
+
+
+def test_refined_bins_remove_the_time_offset_of_constant_rewards():
+    # Acrobot-like: reward -1 per step, a group of 4 episodes of lengths 80-100, width-10 bins. With equal
+    # rewards, any advantage is the return difference of lengths, so at a step that every episode reaches all
+    # returns differ only by how much longer each lasts: the refinement compares them at that step, the plain
+    # rule adds the steps since the bin's first, a function of time alone.
+    lengths = np.array([80, 87, 93, 100])
+    episodes = np.repeat(np.arange(4), lengths)
+    steps = estimator.timesteps_in_episode(episodes)
+    returns = estimator.discounted_returns(-np.ones(episodes.size), episodes, 1.0)
+    bins = estimator.timestep_bins(steps, 10)
+    groups = np.zeros(episodes.size, dtype=int)
+    refined = estimator.group_advantages(returns, groups, episodes, bins, timesteps=steps)
+    per_step = estimator.group_advantages(returns, groups, episodes, steps)
+    shared = steps < 80  # every episode alive: per-step baselines, identical to width-1 bins
+    np.testing.assert_array_equal(refined.advantages[shared], per_step.advantages[shared])
+    plain = estimator.group_advantages(returns, groups, episodes, bins)
+    offset = plain.advantages[shared] - per_step.advantages[shared]
+    np.testing.assert_allclose(offset, steps[shared] % 10)  # the plain rule's time-only offset, 0 to 9
 
 
 def test_novelty_rewards_hand_computed():

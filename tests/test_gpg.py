@@ -635,6 +635,48 @@ def test_returns_with_spread_are_not_tied():
     assert spy.logged[0]["gpg/returns_tied"] == 0.0
 
 
+def test_explore_ties_leaves_a_rollout_with_spread_bit_for_bit():
+    advantages = []
+    for explore_ties in (True, False):
+        spy = RolloutSpy()
+        model = GPG("MlpPolicy", "CartPole-v1", group_size=4, n_groups=2, n_epochs=1, seed=3, explore_ties=explore_ties)
+        model.learn(500, callback=spy)
+        assert all(logged["gpg/returns_tied"] == 0.0 for logged in spy.logged)
+        advantages.append([rollout["advantages"] for rollout in spy.rollouts])
+    assert len(advantages[0]) == len(advantages[1]) >= 2
+    for on, off in zip(*advantages, strict=True):
+        np.testing.assert_array_equal(on, off)
+
+
+def test_tie_at_the_best_return_seen_is_success():
+    # CartPole-v1 (real observations) with a 5-step time limit: every episode keeps the pole up and returns the
+    # same. After the run has seen worse returns, that tie is the task solved: no novelty step, the policy stays.
+    # With no worse return seen (a stall, as MountainCar's first rollouts) the novelty step moves it.
+    best = sum(0.99**t for t in range(5))
+
+    def learn(return_range):
+        model = GPG("MlpPolicy", gym.make("CartPole-v1", max_episode_steps=5), group_size=4, n_groups=2, seed=0)
+        model._return_range = return_range
+        before = th.nn.utils.parameters_to_vector(model.policy.parameters()).detach().clone()
+        spy = RolloutSpy()
+        model.learn(80, callback=spy)
+        after = th.nn.utils.parameters_to_vector(model.policy.parameters()).detach()
+        return model, spy, not th.equal(before, after)
+
+    model, spy, moved = learn((1.0, best))
+    assert all(logged["gpg/returns_tied"] == 1.0 and logged["gpg/tied_at_best"] == 1.0 for logged in spy.logged)
+    assert not moved and all(np.all(rollout["advantages"] == 0) for rollout in spy.rollouts)
+    assert model._return_range == pytest.approx((1.0, best))
+    model, spy, moved = learn(None)
+    assert all(logged["gpg/returns_tied"] == 1.0 and logged["gpg/tied_at_best"] == 0.0 for logged in spy.logged)
+    assert moved
+    # The range a run has seen is saved with the model.
+    buffer = io.BytesIO()
+    model.save(buffer)
+    buffer.seek(0)
+    assert GPG.load(buffer)._return_range == pytest.approx(model._return_range)
+
+
 # ---------------------------------------------------------------------------- numerical robustness
 
 
