@@ -8,6 +8,8 @@ import gymnasium as gym
 import numpy as np
 from gymnasium.core import ActType, ObsType
 
+from sb3_gpg.snapshots import EnvSnapshot, restore_snapshot, snapshot_method, take_snapshot
+
 
 def observation_digest(obs: Any) -> str:
     """
@@ -51,10 +53,22 @@ class GroupResetWrapper(gym.Wrapper[ObsType, ActType, ObsType, ActType]):
 
     def __init__(self, env: gym.Env) -> None:
         super().__init__(env)
-        self._armed_seeds: deque[int] = deque()
+        self._armed_seeds: deque[int | tuple[EnvSnapshot, int | None]] = deque()
         self._gpg_max_episode_steps: int | None = None
         self._elapsed_steps = 0
         self._start_digests: list[tuple[int, str]] | None = None
+        # Wrappers between this one and the base env keep state a snapshot of the base env would miss: replay them.
+        self._snapshot_method = "replay" if isinstance(env, gym.Wrapper) else snapshot_method(env)
+        #: The time limit of the wrappers above (set by add_group_reset, which sees them), which a restored episode must
+        #: still end at: a TimeLimit above counts its steps from the restore.
+        self._time_limit: int | None = None
+        self._episode_seed: int | None = None
+        self._last_obs: Any = None
+        self._actions: list[Any] = []
+        self._restored = False
+        self._horizon_end: int | None = None
+        #: Steps replayed to restore snapshots (``"replay"`` method), since the last :meth:`gpg_take_replayed_steps`.
+        self._replayed_steps = 0
 
     def gpg_arm_reset(self, seed: int) -> None:
         """
@@ -64,9 +78,41 @@ class GroupResetWrapper(gym.Wrapper[ObsType, ActType, ObsType, ActType]):
         """
         self._armed_seeds.append(int(seed))
 
+    def gpg_arm_restore(self, snapshot: EnvSnapshot, horizon: int | None = None) -> None:
+        """
+        Queue a snapshot for the next reset that is called without an explicit seed: that reset restores it.
+
+        :param snapshot: What :meth:`gpg_snapshot` returned, in this env or another of the same task.
+        :param horizon: Truncate the restored episode after this many steps (``None``: run it to its end).
+        """
+        self._armed_seeds.append((snapshot, horizon))
+
     def gpg_clear(self) -> None:
-        """Drop every armed seed."""
+        """Drop every armed seed and snapshot."""
         self._armed_seeds.clear()
+
+    def gpg_snapshot_method(self) -> str:
+        """
+        :return: How this env's state is saved and restored (:func:`sb3_gpg.snapshots.snapshot_method`).
+        """
+        return self._snapshot_method
+
+    def gpg_snapshot(self) -> EnvSnapshot:
+        """
+        Save the env's state at the current step of its episode (exactly; see :mod:`sb3_gpg.snapshots`).
+
+        :return: A picklable snapshot, to arm in this env or another with :meth:`gpg_arm_restore`.
+        """
+        return take_snapshot(
+            self.env, self._snapshot_method, self._elapsed_steps, self._episode_seed, self._last_obs, self._actions
+        )
+
+    def gpg_take_replayed_steps(self) -> int:
+        """
+        :return: Steps replayed to restore snapshots since the last call (then reset to 0).
+        """
+        replayed, self._replayed_steps = self._replayed_steps, 0
+        return replayed
 
     def gpg_record_starts(self) -> None:
         """Record the seed and first-observation digest of every armed reset, until :meth:`gpg_take_starts`."""
@@ -98,10 +144,25 @@ class GroupResetWrapper(gym.Wrapper[ObsType, ActType, ObsType, ActType]):
         :return: First observation and info dict.
         """
         armed = seed is None and bool(self._armed_seeds)
-        if armed:
-            seed = self._armed_seeds.popleft()
+        item = self._armed_seeds.popleft() if armed else seed
+        self._restored, self._horizon_end = False, None
+        if isinstance(item, tuple):
+            snapshot, horizon = item
+            obs, replayed = restore_snapshot(self.env, snapshot, options)
+            self._replayed_steps += replayed
+            self._restored = True
+            self._elapsed_steps = snapshot.step
+            self._horizon_end = None if horizon is None else snapshot.step + horizon
+            self._episode_seed = snapshot.seed
+            self._actions = list(snapshot.state) if snapshot.method == "replay" else []
+            self._last_obs = obs
+            return obs, {}
+        seed = item
         self._elapsed_steps = 0
+        self._episode_seed = seed
+        self._actions = []
         obs, info = self.env.reset(seed=seed, options=options)
+        self._last_obs = obs
         if armed and self._start_digests is not None:
             self._start_digests.append((int(seed), observation_digest(obs)))  # type: ignore[arg-type]
         return obs, info
@@ -115,8 +176,17 @@ class GroupResetWrapper(gym.Wrapper[ObsType, ActType, ObsType, ActType]):
         """
         obs, reward, terminated, truncated, info = self.env.step(action)
         self._elapsed_steps += 1
+        self._last_obs = obs
+        if self._snapshot_method == "replay":
+            self._actions.append(action.copy() if isinstance(action, np.ndarray) else action)
         if self._gpg_max_episode_steps is not None and self._elapsed_steps >= self._gpg_max_episode_steps:
             truncated = True
+        if self._restored:
+            # A restored episode ends where the original would have (the env's time limit, counted from the
+            # episode's true start) or at its horizon.
+            for end in (self._time_limit, self._horizon_end):
+                if end is not None and self._elapsed_steps >= end:
+                    truncated = True
         return obs, reward, terminated, truncated, info
 
 
@@ -141,6 +211,7 @@ def add_group_reset(env: gym.Env) -> gym.Env:
         if not isinstance(inner.env, gym.Wrapper):
             # `env` is the public attribute through which gymnasium wrappers hold what they wrap.
             inner.env = GroupResetWrapper(inner.env)
+            inner.env._time_limit = None if env.spec is None else env.spec.max_episode_steps
             return env
         inner = inner.env
     return env
