@@ -174,7 +174,7 @@ class GroupRolloutBuffer:
         self.tied_at_best = self.tied and estimator.tie_at_best(start_returns, self.return_range)
 
     def compute_returns_and_advantage(
-        self, episode_groups: np.ndarray, return_range: tuple[float, float] | None = None
+        self, episode_groups: np.ndarray, return_range: tuple[float, float] | None = None, train_steps: int | None = None
     ) -> None:
         """
         Order the stored steps by episode and compute returns, bins, baselines and advantages.
@@ -185,6 +185,8 @@ class GroupRolloutBuffer:
         :param return_range: Lowest and highest episode return (of the env's own rewards) that the run saw before this
             rollout, or ``None`` for the first; with this rollout's, it decides whether a tie is at the best return seen.
             The updated range is left in :attr:`return_range`.
+        :param train_steps: Keep only each episode's first ``train_steps`` steps for training (the later ones lengthen
+            their returns; branched groups, :mod:`sb3_gpg.branching`). ``None``: keep every step.
         """
         if self._size == 0:
             raise RuntimeError("The rollout buffer is empty: no episode step was stored")
@@ -243,7 +245,20 @@ class GroupRolloutBuffer:
         self.advantages = result.advantages.astype(np.float32)
         self.baselines = result.baselines.astype(np.float32)
         self.singleton_bin_fraction = result.singleton_bin_fraction
+        if train_steps is not None:
+            self._keep(self.timesteps < train_steps)
         self.full = True
+
+    def _keep(self, mask: np.ndarray) -> None:
+        # Keep the rows of `mask`: the others only lengthened the returns of the kept ones.
+        names = ("actions", "log_probs", "rewards", "episode_ids", "group_ids", "timesteps", "bin_ids", "returns")
+        for name in (*names, "baselines", "advantages"):
+            setattr(self, name, getattr(self, name)[mask])
+        if isinstance(self.observations, dict):
+            self.observations = {key: value[mask] for key, value in self.observations.items()}
+        else:
+            self.observations = self.observations[mask]
+        self._size = int(mask.sum())
 
     def _to_torch(self, array: np.ndarray) -> th.Tensor:
         return th.as_tensor(array, device=self.device)

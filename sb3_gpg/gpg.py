@@ -18,10 +18,11 @@ from stable_baselines3.common.utils import FloatSchedule, obs_as_tensor
 from stable_baselines3.common.vec_env import VecEnv, unwrap_vec_normalize
 
 from sb3_gpg import safety
+from sb3_gpg.branching import BranchRollout, Chain
 from sb3_gpg.buffers import GroupRolloutBuffer
 from sb3_gpg.estimator import BinningFn
 from sb3_gpg.policies import CnnPolicy, GPGPolicy, MlpPolicy, MultiInputPolicy
-from sb3_gpg.rollout import GroupRollout, add_group_reset_to_vec_env, configure_envs
+from sb3_gpg.rollout import GroupRollout, add_group_reset_to_vec_env, check_restorable, configure_envs
 from sb3_gpg.safety import check_positive_int
 
 SelfGPG = TypeVar("SelfGPG", bound="GPG")
@@ -72,6 +73,15 @@ class GPG(OnPolicyAlgorithm):
         run ended at the floor with it and eight did without; where returns never tie it changes nothing.
     :param max_episode_steps: Optional cap on episode length. Episodes also end at termination and at the
         env's time limit; truncated episodes are treated as finished (finite-horizon returns, no bootstrap).
+    :param branch_horizon: ``None`` (default): every group starts from a reset, and its members play whole episodes.
+        An integer ``H``: groups also start from states the policy visits (branched groups, see :ref:`rollout`): a
+        trunk episode is snapshotted every ``branch_interval`` steps, and ``group_size`` members start from each
+        snapshot and run ``H`` steps, so that members compare their actions from one state. Needs an env whose state
+        GPG can restore (MuJoCo, classic control, or any env with seeded, deterministic transitions by replay). About
+        ``2 / (1 - gamma)`` to ``3 / (1 - gamma)`` is a good start.
+    :param branch_interval: Trunk steps between branch points (``1 <= branch_interval <= branch_horizon``; ``None``:
+        ``branch_horizon // 2``). Each member is trained on its first ``branch_interval`` steps; its later steps only
+        lengthen their returns, so that every trained step looks ``branch_horizon - branch_interval`` steps ahead.
     :param batch_size: Minibatch size. A rollout smaller than this is used as a single minibatch.
     :param n_epochs: Number of epochs when optimizing the surrogate loss
     :param gamma: Discount factor
@@ -114,6 +124,8 @@ class GPG(OnPolicyAlgorithm):
         baseline_kwargs: dict[str, Any] | None = None,
         explore_ties: bool = True,
         max_episode_steps: int | None = None,
+        branch_horizon: int | None = None,
+        branch_interval: int | None = None,
         batch_size: int = 64,
         n_epochs: int = 10,
         gamma: float = 0.99,
@@ -143,6 +155,7 @@ class GPG(OnPolicyAlgorithm):
         self.max_episode_steps = (
             None if max_episode_steps is None else check_positive_int("max_episode_steps", max_episode_steps)
         )
+        self.branch_horizon, self.branch_interval = safety.check_branching(branch_horizon, branch_interval)
         safety.check_group_args(group_size, binning, bin_eps, baseline, baseline_kwargs, normalize_advantage)
         self.bin_eps = float(bin_eps)
         self.binning = binning
@@ -187,6 +200,8 @@ class GPG(OnPolicyAlgorithm):
         # Lowest and highest episode return of the env's own rewards seen so far (saved: a loaded model that keeps
         # training still knows the best return its run has seen, where ties mean success).
         self._return_range: tuple[float, float] | None = None
+        # Branched groups: the chains whose next branch point the last rollout reached (snapshots of this env).
+        self._chains: list[Chain] = []
         # At load time (env=None, _init_setup_model=False) the spaces are set later, from the file.
         if getattr(self, "observation_space", None) is not None:
             safety.check_spaces(self.observation_space, self.action_space, self.binning)
@@ -199,8 +214,16 @@ class GPG(OnPolicyAlgorithm):
         return self._n_groups() * self.group_size
 
     def _n_groups(self) -> int:
+        if self.n_groups is not None:
+            return self.n_groups
+        if self.branch_horizon is not None:
+            # Branched groups: ten members per env, so that the rollout's idle tail (at most branch_horizon steps in
+            # each env) stays a small share of it, and at least 2048 steps per rollout, as PPO's default.
+            return max(
+                math.ceil(10 * self.n_envs / self.group_size), math.ceil(2048 / (self.group_size * self.branch_horizon))
+            )
         # n_groups=None: about four episodes per env and rollout, so that only the rollout's tail is idle
-        return self.n_groups or max(1, math.ceil(4 * self.n_envs / self.group_size))
+        return max(1, math.ceil(4 * self.n_envs / self.group_size))
 
     def _check_n_envs(self) -> None:
         if self.n_groups is not None and self.n_groups * self.group_size < self.n_envs:
@@ -234,6 +257,8 @@ class GPG(OnPolicyAlgorithm):
         self.clip_range = FloatSchedule(self.clip_range)
         if self.env is not None:
             self._episode_step_limit = configure_envs(self.env, self.max_episode_steps)
+            if self.branch_horizon is not None:
+                check_restorable(self.env)
 
     @staticmethod
     def _wrap_env(env: GymEnv, verbose: int = 0, monitor_wrapper: bool = True) -> VecEnv:
@@ -253,6 +278,9 @@ class GPG(OnPolicyAlgorithm):
         self._check_n_envs()
         self._episode_step_limit = configure_envs(self.env, self.max_episode_steps)  # type: ignore[arg-type]
         self._starts_checked = False
+        self._chains = []  # snapshots of the previous env
+        if self.branch_horizon is not None:
+            check_restorable(self.env)  # type: ignore[arg-type]
 
     def collect_rollouts(  # type: ignore[override]
         self,
@@ -277,10 +305,22 @@ class GPG(OnPolicyAlgorithm):
         self.policy.set_training_mode(False)
         # The env's own rewards decide whether the rollout's returns tie (VecNormalize rescales them step by step).
         vec_normalize = unwrap_vec_normalize(env)
-        group_seeds = self._group_seed_rng.integers(0, 2**31 - 1, size=self._n_groups())
-        rollout = GroupRollout(
-            env, group_seeds, self.group_size, self._episode_step_limit, check_starts=not self._starts_checked
-        )
+        rollout: GroupRollout | BranchRollout
+        if self.branch_horizon is None:
+            group_seeds = self._group_seed_rng.integers(0, 2**31 - 1, size=self._n_groups())
+            rollout = GroupRollout(
+                env, group_seeds, self.group_size, self._episode_step_limit, check_starts=not self._starts_checked
+            )
+        else:
+            rollout = BranchRollout(
+                env,
+                self._chains,
+                lambda: self._group_seed_rng.integers(0, 2**31 - 1),
+                self.group_size,
+                self._n_groups(),
+                self.branch_horizon,
+                self.branch_interval,  # type: ignore[arg-type]
+            )
         rollout_buffer.reset()
         self._last_obs = rollout.reset()  # every env starts an episode of the rollout
         self._last_episode_starts = np.ones((env.num_envs,), dtype=bool)
@@ -318,15 +358,24 @@ class GPG(OnPolicyAlgorithm):
             safety.check_finite_step(rewards, new_obs, rollout.episodes >= 0, n_steps)
             raw_rewards = None if vec_normalize is None else vec_normalize.get_original_reward()
             rollout_buffer.add(self._last_obs, actions, log_probs, rewards, rollout.episodes, raw_rewards)  # type: ignore[arg-type]
-            finished = rollout.step(dones)  # the envs that are done have reset into their next episode
-            # Only the rollout's episodes enter the episode statistics (not the idle envs' extra ones).
-            self._update_info_buffer([infos[i] for i in finished], dones[finished])
+            # The envs that are done have reset into their next episode (or branch). Only the rollout's episodes enter
+            # the episode statistics: not the idle envs' extra ones, and with branching the trunks', not the members'.
+            if isinstance(rollout, BranchRollout):
+                ended = len(rollout.episode_infos)
+                rollout.step(dones, rewards if raw_rewards is None else raw_rewards)
+                self._update_info_buffer(rollout.episode_infos[ended:])
+            else:
+                finished = rollout.step(dones)
+                self._update_info_buffer([infos[i] for i in finished], dones[finished])
             self._last_obs = new_obs  # type: ignore[assignment]
             self._last_episode_starts = dones
 
-        rollout.check_start_states()
-        self._starts_checked = True
-        rollout_buffer.compute_returns_and_advantage(rollout.episode_groups, self._return_range)
+        if isinstance(rollout, BranchRollout):
+            self._chains = rollout.chains_to_continue()
+        else:
+            rollout.check_start_states()
+            self._starts_checked = True
+        rollout_buffer.compute_returns_and_advantage(rollout.episode_groups, self._return_range, self.branch_interval)
         self._return_range = rollout_buffer.return_range
         self._log_rollout(rollout)
 
@@ -334,9 +383,14 @@ class GPG(OnPolicyAlgorithm):
         callback.on_rollout_end()
         return True
 
-    def _log_rollout(self, rollout: GroupRollout) -> None:
+    def _log_rollout(self, rollout: "GroupRollout | BranchRollout") -> None:
         advantages = self.rollout_buffer.advantages
         self.logger.record("rollout/idle_fraction", rollout.idle_fraction)
+        if isinstance(rollout, BranchRollout):
+            self.logger.record("gpg/branch_groups", len(rollout.groups))
+            self.logger.record("gpg/branch_groups_from_snapshots", sum(group.head is not None for group in rollout.groups))
+            self.logger.record("gpg/branch_replayed_steps", rollout.take_replayed_steps())
+            self.logger.record("gpg/branch_trained_fraction", self.rollout_buffer.size() / max(1, rollout.stored_steps))
         self.logger.record("gpg/episodes_per_rollout", rollout.n_episodes)
         self.logger.record("gpg/rollout_steps", self.rollout_buffer.size())
         self.logger.record("gpg/advantage_std", float(np.std(advantages)))
@@ -452,7 +506,7 @@ class GPG(OnPolicyAlgorithm):
 
     def _excluded_save_params(self) -> list[str]:
         # The base class's critic and fixed-rollout parameters (see __init__), and what is found out again per env.
-        per_env = ["_episode_step_limit", "_starts_checked", "_zero_advantages_reported"]
+        per_env = ["_episode_step_limit", "_starts_checked", "_zero_advantages_reported", "_chains"]
         return [*super()._excluded_save_params(), "n_steps", "gae_lambda", "vf_coef", *per_env]
 
     def save(

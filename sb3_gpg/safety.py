@@ -71,6 +71,31 @@ def check_positive_int(name: str, value: Any, minimum: int = 1) -> int:
     return int(value)
 
 
+def check_branching(branch_horizon: Any, branch_interval: Any) -> tuple[int | None, int | None]:
+    """
+    Refuse a branch horizon or interval GPG cannot use; fill in the default interval.
+
+    :param branch_horizon: GPG's ``branch_horizon``.
+    :param branch_interval: GPG's ``branch_interval``.
+    :return: The horizon and interval (``None`` and ``None`` without branching).
+    """
+    if branch_horizon is None:
+        if branch_interval is not None:
+            raise ValueError(
+                f"branch_interval={branch_interval!r} needs branch_horizon: set branch_horizon (the steps each member "
+                "runs from its branch point, e.g. 200) or remove branch_interval"
+            )
+        return None, None
+    horizon = check_positive_int("branch_horizon", branch_horizon)
+    interval = max(1, horizon // 2) if branch_interval is None else check_positive_int("branch_interval", branch_interval)
+    if interval > horizon:
+        raise ValueError(
+            f"branch_interval={interval} is larger than branch_horizon={horizon}: a member's trained steps must lie "
+            f"within its horizon. Use branch_interval <= {horizon} (default: branch_horizon // 2)."
+        )
+    return horizon, interval
+
+
 def check_group_args(
     group_size: int, binning: Any, bin_eps: Any, baseline: Any, baseline_kwargs: Any, normalize_advantage: Any
 ) -> None:

@@ -1,5 +1,6 @@
 """Gymnasium wrapper that lets GPG start the episodes of a group from the same initial state."""
 
+import dataclasses
 import hashlib
 from collections import deque
 from typing import Any, SupportsFloat
@@ -53,7 +54,7 @@ class GroupResetWrapper(gym.Wrapper[ObsType, ActType, ObsType, ActType]):
 
     def __init__(self, env: gym.Env) -> None:
         super().__init__(env)
-        self._armed_seeds: deque[int | tuple[EnvSnapshot, int | None]] = deque()
+        self._armed: deque[_ArmedStart] = deque()
         self._gpg_max_episode_steps: int | None = None
         self._elapsed_steps = 0
         self._start_digests: list[tuple[int, str]] | None = None
@@ -66,30 +67,35 @@ class GroupResetWrapper(gym.Wrapper[ObsType, ActType, ObsType, ActType]):
         self._last_obs: Any = None
         self._actions: list[Any] = []
         self._restored = False
-        self._horizon_end: int | None = None
+        self._start = _ArmedStart()
+        self._segment_steps = 0
+        self._taken: EnvSnapshot | None = None
         #: Steps replayed to restore snapshots (``"replay"`` method), since the last :meth:`gpg_take_replayed_steps`.
         self._replayed_steps = 0
 
-    def gpg_arm_reset(self, seed: int) -> None:
+    def gpg_arm_reset(self, seed: int | None, horizon: int | None = None, snapshot_at: int | None = None) -> None:
         """
         Queue a seed for the next reset that is called without an explicit seed.
 
-        :param seed: Reset seed.
+        :param seed: Reset seed (``None``: an unseeded reset).
+        :param horizon: Truncate the episode after this many steps (``None``: run it to its end).
+        :param snapshot_at: Take a snapshot after this many steps, for :meth:`gpg_take_snapshot` (if the episode goes on).
         """
-        self._armed_seeds.append(int(seed))
+        self._armed.append(_ArmedStart(None if seed is None else int(seed), None, horizon, snapshot_at))
 
-    def gpg_arm_restore(self, snapshot: EnvSnapshot, horizon: int | None = None) -> None:
+    def gpg_arm_restore(self, snapshot: EnvSnapshot, horizon: int | None = None, snapshot_at: int | None = None) -> None:
         """
         Queue a snapshot for the next reset that is called without an explicit seed: that reset restores it.
 
         :param snapshot: What :meth:`gpg_snapshot` returned, in this env or another of the same task.
         :param horizon: Truncate the restored episode after this many steps (``None``: run it to its end).
+        :param snapshot_at: Take a snapshot after this many steps, for :meth:`gpg_take_snapshot` (if the episode goes on).
         """
-        self._armed_seeds.append((snapshot, horizon))
+        self._armed.append(_ArmedStart(None, snapshot, horizon, snapshot_at))
 
     def gpg_clear(self) -> None:
         """Drop every armed seed and snapshot."""
-        self._armed_seeds.clear()
+        self._armed.clear()
 
     def gpg_snapshot_method(self) -> str:
         """
@@ -106,6 +112,13 @@ class GroupResetWrapper(gym.Wrapper[ObsType, ActType, ObsType, ActType]):
         return take_snapshot(
             self.env, self._snapshot_method, self._elapsed_steps, self._episode_seed, self._last_obs, self._actions
         )
+
+    def gpg_take_snapshot(self) -> EnvSnapshot | None:
+        """
+        :return: The snapshot an armed ``snapshot_at`` took (``None`` if the episode ended first), once.
+        """
+        taken, self._taken = self._taken, None
+        return taken
 
     def gpg_take_replayed_steps(self) -> int:
         """
@@ -137,57 +150,63 @@ class GroupResetWrapper(gym.Wrapper[ObsType, ActType, ObsType, ActType]):
 
     def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None) -> tuple[ObsType, dict[str, Any]]:
         """
-        Reset, using the oldest armed seed when no explicit seed is given.
+        Reset, with the oldest armed seed or snapshot when no explicit seed is given.
 
         :param seed: Explicit seed; wins over armed seeds, which are then kept for later resets.
         :param options: Reset options, passed through.
         :return: First observation and info dict.
         """
-        armed = seed is None and bool(self._armed_seeds)
-        item = self._armed_seeds.popleft() if armed else seed
-        self._restored, self._horizon_end = False, None
-        if isinstance(item, tuple):
-            snapshot, horizon = item
+        armed = seed is None and bool(self._armed)
+        self._start = self._armed.popleft() if armed else _ArmedStart(seed)
+        self._segment_steps, self._taken = 0, None
+        snapshot = self._start.snapshot
+        self._restored = snapshot is not None
+        if snapshot is not None:
             obs, replayed = restore_snapshot(self.env, snapshot, options)
             self._replayed_steps += replayed
-            self._restored = True
-            self._elapsed_steps = snapshot.step
-            self._horizon_end = None if horizon is None else snapshot.step + horizon
-            self._episode_seed = snapshot.seed
+            self._elapsed_steps, self._episode_seed = snapshot.step, snapshot.seed
             self._actions = list(snapshot.state) if snapshot.method == "replay" else []
             self._last_obs = obs
             return obs, {}
-        seed = item
-        self._elapsed_steps = 0
-        self._episode_seed = seed
-        self._actions = []
-        obs, info = self.env.reset(seed=seed, options=options)
+        self._elapsed_steps, self._episode_seed, self._actions = 0, self._start.seed, []
+        obs, info = self.env.reset(seed=self._start.seed, options=options)
         self._last_obs = obs
-        if armed and self._start_digests is not None:
-            self._start_digests.append((int(seed), observation_digest(obs)))  # type: ignore[arg-type]
+        if armed and self._start_digests is not None and self._start.seed is not None:
+            self._start_digests.append((int(self._start.seed), observation_digest(obs)))  # type: ignore[arg-type]
         return obs, info
 
     def step(self, action: ActType) -> tuple[ObsType, SupportsFloat, bool, bool, dict[str, Any]]:
         """
-        Step the environment, truncating at the GPG step limit if one is set.
+        Step the environment, truncating at the GPG step limit or the armed horizon if one is set.
 
         :param action: Action.
         :return: Observation, reward, terminated, truncated, info.
         """
         obs, reward, terminated, truncated, info = self.env.step(action)
         self._elapsed_steps += 1
+        self._segment_steps += 1
         self._last_obs = obs
         if self._snapshot_method == "replay":
             self._actions.append(action.copy() if isinstance(action, np.ndarray) else action)
-        if self._gpg_max_episode_steps is not None and self._elapsed_steps >= self._gpg_max_episode_steps:
+        # A restored episode ends where the original would have: at the env's time limit, counted from its true start
+        # (a TimeLimit above counts from the restore; for an episode from a reset both end it at the same step).
+        if any(end is not None and self._elapsed_steps >= end for end in (self._gpg_max_episode_steps, self._time_limit)):
             truncated = True
-        if self._restored:
-            # A restored episode ends where the original would have (the env's time limit, counted from the
-            # episode's true start) or at its horizon.
-            for end in (self._time_limit, self._horizon_end):
-                if end is not None and self._elapsed_steps >= end:
-                    truncated = True
+        if self._segment_steps == self._start.snapshot_at and not (terminated or truncated):
+            self._taken = self.gpg_snapshot()
+        if self._start.horizon is not None and self._segment_steps >= self._start.horizon:
+            truncated = True
         return obs, reward, terminated, truncated, info
+
+
+@dataclasses.dataclass(frozen=True)
+class _ArmedStart:
+    """How the next episode starts: a seed or a snapshot, with an optional horizon and snapshot step."""
+
+    seed: int | None = None
+    snapshot: EnvSnapshot | None = None
+    horizon: int | None = None
+    snapshot_at: int | None = None
 
 
 def add_group_reset(env: gym.Env) -> gym.Env:
