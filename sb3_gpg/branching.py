@@ -40,6 +40,7 @@ _ARM_RESTORE = GroupResetWrapper.gpg_arm_restore.__name__
 _CLEAR = GroupResetWrapper.gpg_clear.__name__
 _TAKE_SNAPSHOT = GroupResetWrapper.gpg_take_snapshot.__name__
 _TAKE_REPLAYED = GroupResetWrapper.gpg_take_replayed_steps.__name__
+_RECORD_EPISODE = GroupResetWrapper.gpg_record_episode.__name__
 
 
 @dataclasses.dataclass
@@ -191,7 +192,7 @@ class BranchRollout:
                 if self.segment_steps[i] == self.interval:
                     self._branch_point_reached(i, group.chain)
                 elif dones[i]:
-                    self._chain_ended(group.chain)
+                    self._chain_ended(group.chain, i)
             if dones[i]:
                 group.running -= 1
                 self.finished_members += 1
@@ -206,13 +207,15 @@ class BranchRollout:
         # Member 0 took `interval` steps: its wrapper took a snapshot there, unless the episode ended at that step.
         snapshot = self.env.env_method(_TAKE_SNAPSHOT, indices=[env_index])[0]
         if snapshot is None:
-            self._chain_ended(chain)
+            self._chain_ended(chain, env_index)
             return
         chain.head = snapshot
         self.waiting.appendleft(chain)  # a chain that goes on comes before new ones
 
-    def _chain_ended(self, chain: Chain) -> None:
+    def _chain_ended(self, chain: Chain, env_index: int) -> None:
+        # The trunk is a whole episode: for the episode statistics and for the monitor file of the env it ended in.
         self.episode_infos.append({"episode": {"r": chain.reward, "l": chain.length, "t": time.time() - chain.started}})
+        self.env.env_method(_RECORD_EPISODE, chain.reward, chain.length, indices=[env_index])
 
     def _new_group(self) -> bool:
         # Create a group from a waiting chain, else from a new one: a free env never waits for a branch point. Each

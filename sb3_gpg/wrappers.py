@@ -2,12 +2,14 @@
 
 import dataclasses
 import hashlib
+import time
 from collections import deque
 from typing import Any, SupportsFloat
 
 import gymnasium as gym
 import numpy as np
 from gymnasium.core import ActType, ObsType
+from stable_baselines3.common.monitor import Monitor
 
 from sb3_gpg.snapshots import EnvSnapshot, restore_snapshot, snapshot_method, take_snapshot
 
@@ -72,6 +74,9 @@ class GroupResetWrapper(gym.Wrapper[ObsType, ActType, ObsType, ActType]):
         self._taken: EnvSnapshot | None = None
         #: Steps replayed to restore snapshots (``"replay"`` method), since the last :meth:`gpg_take_replayed_steps`.
         self._replayed_steps = 0
+        #: SB3's Monitor above this wrapper (set by add_group_reset), and its file writer while branch segments run.
+        self._monitor: Monitor | None = None
+        self._muted_writer: Any = None
 
     def gpg_arm_reset(self, seed: int | None, horizon: int | None = None, snapshot_at: int | None = None) -> None:
         """
@@ -120,6 +125,29 @@ class GroupResetWrapper(gym.Wrapper[ObsType, ActType, ObsType, ActType]):
         taken, self._taken = self._taken, None
         return taken
 
+    def gpg_record_episode(self, reward: float, length: int) -> None:
+        """
+        Write a whole episode that branched segments played (a trunk) to the monitor file of SB3's ``Monitor`` above.
+
+        :param reward: The episode's return (the env's own rewards, undiscounted).
+        :param length: Its length in steps.
+        """
+        if self._muted_writer is not None and self._monitor is not None:
+            elapsed = round(time.time() - self._monitor.t_start, 6)
+            self._muted_writer.write_row({"r": round(reward, 6), "l": int(length), "t": elapsed})
+
+    def _mute_monitor(self, mute: bool) -> None:
+        # SB3's Monitor writes every episode it sees to its file, and a branch segment (a member that starts at a
+        # snapshot, or runs a horizon) is no episode of the task: the file gets the trunks instead (gpg_record_episode).
+        # Monitor has no switch for it; its public `results_writer` is swapped out while segments run, here only.
+        monitor = self._monitor
+        if monitor is None:
+            return
+        if mute and monitor.results_writer is not None:
+            self._muted_writer, monitor.results_writer = monitor.results_writer, None
+        elif not mute and self._muted_writer is not None:
+            monitor.results_writer, self._muted_writer = self._muted_writer, None
+
     def gpg_take_replayed_steps(self) -> int:
         """
         :return: Steps replayed to restore snapshots since the last call (then reset to 0).
@@ -158,7 +186,8 @@ class GroupResetWrapper(gym.Wrapper[ObsType, ActType, ObsType, ActType]):
         """
         armed = seed is None and bool(self._armed)
         self._start = self._armed.popleft() if armed else _ArmedStart(seed)
-        self._segment_steps, self._taken = 0, None
+        self._segment_steps = 0
+        self._mute_monitor(self._start.horizon is not None)
         snapshot = self._start.snapshot
         self._restored = snapshot is not None
         if snapshot is not None:
@@ -209,6 +238,16 @@ class _ArmedStart:
     snapshot_at: int | None = None
 
 
+def _monitor_in(env: gym.Env) -> Monitor | None:
+    # The SB3 Monitor nearest to the base env in a wrapper chain, if any.
+    found = None
+    while isinstance(env, gym.Wrapper):
+        if isinstance(env, Monitor):
+            found = env
+        env = env.env
+    return found
+
+
 def add_group_reset(env: gym.Env) -> gym.Env:
     """
     Insert a :class:`GroupResetWrapper` at the bottom of an environment's wrapper chain.
@@ -229,8 +268,10 @@ def add_group_reset(env: gym.Env) -> gym.Env:
             return env
         if not isinstance(inner.env, gym.Wrapper):
             # `env` is the public attribute through which gymnasium wrappers hold what they wrap.
-            inner.env = GroupResetWrapper(inner.env)
-            inner.env._time_limit = None if env.spec is None else env.spec.max_episode_steps
+            wrapper = GroupResetWrapper(inner.env)
+            inner.env = wrapper
+            wrapper._time_limit = None if env.spec is None else env.spec.max_episode_steps
+            wrapper._monitor = _monitor_in(env)
             return env
         inner = inner.env
     return env

@@ -98,3 +98,19 @@ def test_idle_envs_are_not_stored():
         assert len(np.unique(rollout["episode_ids"])) == 6
     buffer = io.BytesIO()
     model.save(buffer)
+
+
+def test_monitor_files_hold_the_trunks_not_the_segments(tmp_path):
+    # rl-zoo3's training plots read the monitor files: with branching they hold the whole episodes (Pendulum-v1's
+    # 200 steps each), not the members' segments.
+    env = make_vec_env("Pendulum-v1", n_envs=2, seed=0, monitor_dir=str(tmp_path), wrapper_class=add_group_reset)
+    model = GPG("MlpPolicy", env, branch_horizon=40, branch_interval=20, group_size=2, n_groups=6, seed=0)
+    model.learn(2500)
+    rows = [
+        line.split(",")
+        for path in tmp_path.glob("*.monitor.csv")
+        for line in path.read_text().splitlines()[2:]  # a JSON header line, then the column names
+    ]
+    assert len(rows) >= 2 and all(int(row[1]) == 200 for row in rows)
+    returns = sorted(float(row[0]) for row in rows)
+    assert returns == pytest.approx(sorted(info["r"] for info in model.ep_info_buffer), rel=1e-5)
