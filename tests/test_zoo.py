@@ -173,6 +173,15 @@ def test_train_args_defaults():
     assert zoo.train_args(["--algo", "gpg", "--trial-id", "x"]) == ["--algo", "gpg", "--trial-id", "x"]
 
 
+def test_an_env_without_an_entry_is_said_to_be_untuned():
+    from sb3_gpg.zoo.cli import untuned_note
+
+    note = untuned_note(zoo.train_args(["--env", "Swimmer-v5"]))
+    assert note is not None and "no entry for Swimmer-v5" in note and "untuned" in note and "--optimize" in note
+    assert untuned_note(zoo.train_args(["--env", "CartPole-v1"])) is None
+    assert untuned_note(["--algo", "ppo", "--env", "Swimmer-v5"]) is None
+
+
 def test_train_help_lists_rl_zoo3_flags_and_gpg(capsys):
     from sb3_gpg.train import main
 

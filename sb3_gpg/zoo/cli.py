@@ -127,6 +127,32 @@ def train_args(args: Sequence[str]) -> list[str]:
     return patches.pass_trial_zero(args, peeked.storage, peeked.study_name, peeked.trial_id)
 
 
+def untuned_note(args: Sequence[str]) -> str | None:
+    """
+    The line that says a GPG training run uses the untuned ``default`` entry, because its env has none.
+
+    rl-zoo3 says only ``Using 'default' hyperparameters``, which reads like a normal run.
+
+    :param args: Training command line as :func:`train_args` returns it
+    :return: The note, or ``None`` when the env has an entry (or the line is not GPG's, or cannot be read)
+    """
+    peeked = _peek(args, {("--algo",): str, ("--env",): str, ("-conf", "--conf-file"): str})
+    if peeked is None or peeked.algo != ALGO or not peeked.env or not peeked.conf_file:
+        return None
+    if not peeked.conf_file.endswith((".yml", ".yaml")) or not Path(peeked.conf_file).is_file():
+        return None
+    import yaml
+
+    entries = yaml.safe_load(Path(peeked.conf_file).read_text()) or {}
+    if peeked.env in entries or "default" not in entries:
+        return None
+    return (
+        f"sb3-gpg: {peeked.conf_file} has no entry for {peeked.env}: training with its 'default' entry, an untuned "
+        "starting point. Start from the entry of a similar task there, or tune one (--optimize; see the "
+        "documentation's rl-zoo3 page)."
+    )
+
+
 @contextlib.contextmanager
 def command_line(prog: str, args: Sequence[str]) -> Iterator[None]:
     """
@@ -208,7 +234,11 @@ def run(command: str, args: Sequence[str] | None = None, prog: str | None = None
     if command == "train":
         from rl_zoo3.train import train
 
-        with command_line(prog, train_args(args)), patches.study_heartbeats(), patches.tunable_n_envs():
+        args = train_args(args)
+        note = untuned_note(args)
+        if note:
+            print(note)
+        with command_line(prog, args), patches.study_heartbeats(), patches.tunable_n_envs():
             train()
     elif command == "enjoy":
         from rl_zoo3.enjoy import enjoy
