@@ -17,9 +17,10 @@ group id, its time steps count from the branch point. The estimator and ``train(
 
 Scheduling. Every env holds one armed start at all times (:class:`~sb3_gpg.wrappers.GroupResetWrapper`), which its
 ``VecEnv`` auto-reset begins when its current segment ends: a member of a group, or, when no member waits, a
-one-step *idle* start (an unseeded reset that is not stored). A group is created when an env would otherwise idle:
-from the oldest chain whose next branch point is reached, else from a new chain (a seeded reset). Member 0 of a
-group starts before the others, so that the chain's next branch point comes as early as possible. A rollout creates
+one-step *idle* start (an unseeded reset that is not stored). A group is created when an env is idle and no member
+waits: from the oldest chain whose next branch point is reached, else from a new chain (a seeded reset). Member 0 of
+a group starts before the others, so that the chain's next branch point comes as early as possible, and so that
+chains go on rather than new ones start. A rollout creates
 ``n_groups`` groups and ends when all their members have ended; branch points reached after that are kept for the
 next rollout, whose chains go on from them first.
 """
@@ -164,7 +165,7 @@ class BranchRollout:
         self.env.env_method(_CLEAR)
         self.env.env_method(_TAKE_REPLAYED)
         for i in range(self.env.num_envs):
-            self._arm(i)
+            self._arm(i, create=True)
         observations = self.env.reset()
         for i in range(self.env.num_envs):
             self._begin(i)
@@ -232,14 +233,15 @@ class BranchRollout:
             self.queue.append(_Job(group_index, member))
         return True
 
-    def _next_job(self) -> _Job | None:
-        if not self.queue:
+    def _next_job(self, create: bool) -> _Job | None:
+        # The next member waiting; with `create`, a new group's when none waits.
+        if not self.queue and create:
             self._new_group()
         return self.queue.popleft() if self.queue else None
 
-    def _arm(self, env_index: int) -> None:
-        # Arm the env's next segment: the next job, or an idle step.
-        job = self._next_job()
+    def _arm(self, env_index: int, create: bool) -> None:
+        # Arm the env's next segment: a member (see _next_job), or an idle step.
+        job = self._next_job(create)
         self.armed[env_index] = job
         if job is None:
             self.env.env_method(_ARM_RESET, None, 1, None, indices=[env_index])
@@ -252,7 +254,8 @@ class BranchRollout:
             self.env.env_method(_ARM_RESTORE, group.head, self.horizon, snapshot_at, indices=[env_index])
 
     def _begin(self, env_index: int) -> None:
-        # The env has just started its armed segment: record it, then arm the one after.
+        # The env has just started its armed segment: record it, then arm the one after from the members waiting (a
+        # new group now would make its members wait for this segment to end; an env that is idle creates one).
         job = self.armed[env_index]
         self.playing[env_index] = job
         self.segment_steps[env_index] = 0
@@ -263,20 +266,19 @@ class BranchRollout:
             self._episode_groups.append(job.group)
             self.episodes[env_index] = episode
             self.groups[job.group].running += 1
-        self._arm(env_index)
+        self._arm(env_index, create=False)
 
     def _fill_idle_envs(self) -> None:
-        # Envs armed with an idle step while members wait: arm them with a member instead (they start it next step
-        # if they are idle now; otherwise when their segment ends).
-        for i in range(self.env.num_envs):
-            if self.armed[i] is not None:
-                continue
-            job = self._next_job()
-            if job is None:
+        # Envs armed with an idle step get a member instead: first those idle now, which start it at the next step and
+        # may create a group for it; then those whose segment is nearest its horizon, from the members waiting.
+        candidates = [i for i in range(self.env.num_envs) if self.armed[i] is None]
+        candidates.sort(key=lambda i: (self.playing[i] is not None, -int(self.segment_steps[i])))
+        for i in candidates:
+            idle_now = self.playing[i] is None
+            if not self.queue and not (idle_now and len(self.groups) < self.n_groups):
                 return
             self.env.env_method(_CLEAR, indices=[i])
-            self.queue.appendleft(job)
-            self._arm(i)
+            self._arm(i, create=idle_now)
 
     def take_replayed_steps(self) -> int:
         """
