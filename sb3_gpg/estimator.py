@@ -52,6 +52,9 @@ BINNINGS = ("none", "timestep", "state", "grid")
 #: Baselines of :func:`advantages`: the binned group mean (the paper's) or the k-nearest-neighbour one.
 BASELINES = ("group", "knn")
 
+#: Credits of the group baseline: a step's own return (the paper's), or its episode's at its first visit to the bin.
+CREDITS = ("step", "bin")
+
 
 def episode_lengths(episode_ids: np.ndarray) -> np.ndarray:
     """
@@ -325,6 +328,7 @@ def group_advantages(
     min_bin_count: int | None = None,
     per_bin_std: bool = False,
     timesteps: np.ndarray | None = None,
+    credit: str = "step",
 ) -> GroupAdvantages:
     """
     GPG advantages: each step's return minus the mean first-visit return of its bin within its group.
@@ -350,8 +354,14 @@ def group_advantages(
         its bin (GRPO), plus ``1e-8``.
     :param timesteps: Time step of each step within its episode, to refine time-step bins wider than one
         step as described above; ``None``: no refinement (the paper's rule for every binning).
+    :param credit: ``"step"``: each step's own return against its baseline (the paper's). ``"bin"``: every step
+        takes the advantage of its episode's first visit to its bin, where the group's episodes are compared at
+        the same point (with ``binning="none"``, each episode's return from its start against the group's mean,
+        GRPO's outcome advantage); ``timesteps`` then changes nothing.
     :return: Advantages, baselines, bin counts and the singleton-bin fraction (of the group bins).
     """
+    if credit not in CREDITS:
+        raise ValueError(f"credit={credit!r} is unknown: use one of {CREDITS}")
     returns = np.asarray(returns, dtype=np.float64)
     n_steps = returns.size
     if n_steps == 0:
@@ -364,7 +374,11 @@ def group_advantages(
     bin_ids = np.asarray(bin_ids, dtype=np.int64)
     options = (leave_one_out, min_bin_count, per_bin_std)
     advantages, baselines, _, group_stats = _bin_baselines(returns, group_ids, episode_ids, bin_ids, *options)
-    if timesteps is not None:
+    if credit == "bin":
+        entry = _first_index(episode_ids, bin_ids)
+        baselines = baselines[entry] + returns - returns[entry]
+        advantages = advantages[entry]
+    elif timesteps is not None:
         steps = np.asarray(timesteps, dtype=np.int64)
         step_advantages, step_baselines, step_counts, _ = _bin_baselines(returns, group_ids, episode_ids, steps, *options)
         # A thin step inherits its episode's advantage at its first visit to the bin, whose baseline is offset
@@ -578,7 +592,7 @@ def novelty_rewards(
 
 #: Options of each baseline (``baseline_kwargs`` of :func:`advantages`), with their defaults.
 BASELINE_OPTIONS: dict[str, dict[str, object]] = {
-    "group": {"leave_one_out": False, "min_bin_count": None, "per_bin_std": False},
+    "group": {"leave_one_out": False, "min_bin_count": None, "per_bin_std": False, "credit": "step"},
     "knn": {"n_neighbors": 16, "n_folds": 2, "time_weight": 1.0},
 }
 
@@ -607,6 +621,7 @@ def check_baseline(baseline: str, baseline_kwargs: dict[str, object] | None) -> 
         "time_weight": (lambda v: isinstance(v, (int, float)) and v >= 0, "a number >= 0"),
         "leave_one_out": (lambda v: isinstance(v, bool), "True or False"),
         "per_bin_std": (lambda v: isinstance(v, bool), "True or False"),
+        "credit": (lambda v: v in CREDITS, f"one of {CREDITS}"),
     }
     for name, value in options.items():
         valid, expected = checks[name]

@@ -368,3 +368,16 @@ def test_novelty_rewards_projects_wide_features():
     assert not np.allclose(exact, novelty)
     with pytest.raises(ValueError, match="two episodes"):
         estimator.novelty_rewards(features, np.zeros(40, dtype=int))
+
+
+def test_bin_credit_gives_every_step_its_episodes_advantage_at_the_bin_entry():
+    # One group, one bin (binning "none"). Episode 0: rewards 1, 1 (returns 2, 1); episode 1: reward 0 (return 0).
+    returns = np.array([2.0, 1.0, 0.0])
+    episodes, zeros = np.array([0, 0, 1]), np.zeros(3, dtype=int)
+    step = estimator.group_advantages(returns, zeros, episodes, zeros)
+    np.testing.assert_array_equal(step.advantages, [1.0, 0.0, -1.0])  # the later step against the start's mean
+    outcome = estimator.group_advantages(returns, zeros, episodes, zeros, credit="bin")
+    np.testing.assert_array_equal(outcome.advantages, [1.0, 1.0, -1.0])  # GRPO's outcome advantage
+    np.testing.assert_allclose(outcome.baselines, returns - outcome.advantages)
+    with pytest.raises(ValueError, match="credit"):
+        estimator.check_baseline("group", {"credit": "episode"})
