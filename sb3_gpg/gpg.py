@@ -62,7 +62,8 @@ class GPG(OnPolicyAlgorithm):
         the mean return of the nearest steps of *other* episodes in observation-and-time space (cross-fitted; no bins)
     :param baseline_kwargs: Options: ``leave_one_out``, ``min_bin_count`` (thin bins pool the rollout's groups),
         ``per_bin_std`` (GRPO) and ``credit`` (``"step"``, or ``"bin"``: each step takes its episode's advantage at
-        its first visit to the bin) for ``"group"``; ``n_neighbors``, ``n_folds``, ``time_weight`` for ``"knn"`` (see estimator)
+        its first visit to the bin) for ``"group"``; ``n_neighbors``, ``n_folds``, ``time_weight`` for ``"knn"``
+        (see the estimator)
     :param explore_ties: When the returns of every group of a rollout tie (no spread within any bin: every advantage
         would be zero, as when every episode fails alike on a sparse-reward task), take the rollout's advantages from
         novelty returns instead: each step's reward is ``log(1 + d)``, ``d`` its distance to the nearest states of other
