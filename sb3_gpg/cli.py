@@ -31,7 +31,7 @@ def zoo_cli(prog: str = "sb3-gpg") -> ModuleType:
         # SystemExit prints its message on stderr and exits with status 1; `from None` keeps the chain out of it.
         raise SystemExit(
             f"{prog}: the command line needs rl-zoo3 and Optuna (no module named {error.name!r}): "
-            'install them with pip install "sb3-gpg[zoo]"'
+            'install the zoo extra: pip install ".[zoo]" in a checkout of sb3-gpg'
         ) from None
 
 

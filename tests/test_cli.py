@@ -33,7 +33,7 @@ class _Absent(importlib.abc.MetaPathFinder):
 
 sys.meta_path.insert(0, _Absent())
 """
-INSTALL_HINT = 'pip install "sb3-gpg[zoo]"'
+INSTALL_HINT = 'install the zoo extra: pip install ".[zoo]" in a checkout of sb3-gpg'
 
 
 def _commands() -> list[tuple[str, list[str], str]]:
@@ -72,7 +72,7 @@ def test_command_lines_without_the_zoo_extra_say_what_to_install(tmp_path, missi
     assert result.returncode == 1, result.stderr
     assert result.stdout == ""
     assert result.stderr.splitlines() == [
-        f"{prog}: the command line needs rl-zoo3 and Optuna (no module named {missing!r}): install them with " + INSTALL_HINT
+        f"{prog}: the command line needs rl-zoo3 and Optuna (no module named {missing!r}): " + INSTALL_HINT
     ]
 
 

@@ -18,7 +18,8 @@ try:
 except ModuleNotFoundError as error:  # pragma: no cover - depends on the installed extras
     # Still a ModuleNotFoundError naming the missing module, which sb3_gpg.cli.zoo_cli reads.
     raise ModuleNotFoundError(
-        f'sb3_gpg.zoo needs rl-zoo3 and Optuna ({error}): install them with `pip install "sb3-gpg[zoo]"`',
+        f"sb3_gpg.zoo needs rl-zoo3 and Optuna ({error}): install the zoo extra, "
+        '`pip install ".[zoo]"` in a checkout of sb3-gpg',
         name=error.name,
     ) from error
 
