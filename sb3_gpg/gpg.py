@@ -3,6 +3,7 @@
 import io
 import math
 import pathlib
+import warnings
 from collections.abc import Iterable
 from typing import Any, ClassVar, TypeVar
 
@@ -258,9 +259,21 @@ class GPG(OnPolicyAlgorithm):
         self._maybe_recommend_cpu("GPGPolicy")
         self.clip_range = FloatSchedule(self.clip_range)
         if self.env is not None:
-            self._episode_step_limit = configure_envs(self.env, self.max_episode_steps)
-            if self.branch_horizon is not None:
-                check_restorable(self.env)
+            self._configure_envs(self.env)
+
+    def _configure_envs(self, env: VecEnv) -> None:
+        # The envs' step cap and time limit; what branching needs of them; a missing time limit said up front.
+        self._episode_step_limit = configure_envs(env, self.max_episode_steps)
+        if self.branch_horizon is not None:
+            check_restorable(env)
+        elif self._episode_step_limit is None:
+            warnings.warn(
+                "The env declares no time limit (no TimeLimit wrapper, no spec.max_episode_steps) and max_episode_steps "
+                "is not set. GPG trains on whole episodes: if the env ends its episodes by itself, all is well; an "
+                f"episode that never ends stops training with an error after {safety.RUNAWAY_EPISODE_STEPS:,} steps. "
+                "Set max_episode_steps=... or wrap the env in gymnasium.wrappers.TimeLimit to bound them.",
+                stacklevel=3,
+            )
 
     @staticmethod
     def _wrap_env(env: GymEnv, verbose: int = 0, monitor_wrapper: bool = True) -> VecEnv:
@@ -278,11 +291,9 @@ class GPG(OnPolicyAlgorithm):
         # SB3's checks, then GPG's: enough episodes for n_envs, the envs' time limit, and their start states anew.
         super().set_env(env, force_reset)
         self._check_n_envs()
-        self._episode_step_limit = configure_envs(self.env, self.max_episode_steps)  # type: ignore[arg-type]
+        self._configure_envs(self.env)  # type: ignore[arg-type]
         self._starts_checked = False
         self._chains = []  # snapshots of the previous env
-        if self.branch_horizon is not None:
-            check_restorable(self.env)  # type: ignore[arg-type]
 
     def collect_rollouts(  # type: ignore[override]
         self,

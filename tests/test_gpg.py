@@ -536,8 +536,12 @@ def test_unsupported_action_space():
 
 def test_endless_episode_error_and_max_episode_steps(monkeypatch):
     monkeypatch.setattr(safety, "RUNAWAY_EPISODE_STEPS", 50)
+    # The missing time limit is said at construction, before any step ...
+    with pytest.warns(UserWarning, match="no time limit.*max_episode_steps"):
+        model = GPG("MlpPolicy", EndlessEnv(), group_size=2, n_groups=1)
+    # ... and an episode that does not end stops training with the fix.
     with pytest.raises(RuntimeError, match="max_episode_steps"):
-        GPG("MlpPolicy", EndlessEnv(), group_size=2, n_groups=1).learn(100)
+        model.learn(100)
     model = GPG("MlpPolicy", EndlessEnv(), group_size=2, n_groups=1, max_episode_steps=7, n_epochs=1)
     spy = RolloutSpy()
     model.learn(10, callback=spy)
