@@ -173,6 +173,20 @@ def test_train_args_defaults():
     assert zoo.train_args(["--algo", "gpg", "--trial-id", "x"]) == ["--algo", "gpg", "--trial-id", "x"]
 
 
+def test_a_trial_id_the_study_does_not_hold_is_refused_with_the_ids_it_does(tmp_path):
+    import optuna
+
+    storage = str(tmp_path / "study.log")
+    backend = optuna.storages.journal.JournalFileBackend(storage)
+    study = optuna.create_study(storage=optuna.storages.JournalStorage(backend), study_name="s")
+    study.optimize(lambda trial: trial.suggest_float("x", 0, 1), n_trials=2)
+    line = ["--algo", "gpg", "--storage", storage, "--study-name", "s"]
+    assert zoo.train_args([*line, "--trial-id", "1"])[-2:] == ["--trial-id", "1"]
+    assert zoo.train_args([*line, "--trial-id", "-2"])[-2:] == ["--trial-id", "-2"]
+    with pytest.raises(SystemExit, match=r"--trial-id 5: study 's' in .* holds trials 0 to 1"):
+        zoo.train_args([*line, "--trial-id", "5"])
+
+
 def test_an_env_without_an_entry_is_said_to_be_untuned():
     from sb3_gpg.zoo.cli import untuned_note
 

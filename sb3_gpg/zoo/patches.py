@@ -51,11 +51,16 @@ def pass_trial_zero(args: Sequence[str], storage: str | None, study_name: str | 
     :param study_name: Its ``--study-name``
     :param trial_id: Its ``--trial-id``
     :return: the arguments, with ``--trial-id=-N`` appended (the last one given wins) for trial 0
+    :raises SystemExit: for an id the study does not hold, with the ids it does
     """
-    if trial_id != 0 or not storage or not study_name:
+    if trial_id is None or not storage or not study_name:
         return list(args)
     n_trials = len(_load_study(storage, study_name).trials)
-    return [*args, f"--trial-id=-{n_trials}"] if n_trials else list(args)
+    # rl-zoo3 indexes the study's trials with it: an id outside them would end in a bare IndexError.
+    if not -n_trials <= trial_id < n_trials:
+        held = f"trials 0 to {n_trials - 1} (-1 is the last)" if n_trials else "no trial"
+        raise SystemExit(f"--trial-id {trial_id}: study {study_name!r} in {storage} holds {held}; give one of those")
+    return [*args, f"--trial-id=-{n_trials}"] if trial_id == 0 else list(args)
 
 
 def heartbeat_storage(storage: Any) -> Any:
