@@ -13,7 +13,9 @@
 #
 # so `eval "$(bash .ci/postgres.sh)"` (as scripts/test.sh does) or `. .ci/postgres.sh` sets them in
 # the calling shell. A server that was already running is left alone, and SB3_GPG_PG_STARTED is not
-# printed.
+# printed. When this run created the cluster, it also prints `export SB3_GPG_PG_CREATED='15 sb3gpg'`,
+# so that the caller can remove it whole (`pg_dropcluster --stop 15 sb3gpg`: its data directory, and
+# the user and database inside it), as scripts/test.sh does on exit.
 # Settings: SB3_GPG_PG_PORT (default 54329); cluster, user, password and database are "sb3gpg".
 # The URL names the psycopg2 driver (pip install psycopg2-binary): SQLAlchemy >= 2.1 would
 # otherwise pick psycopg 3 for a plain postgresql:// URL.
@@ -23,6 +25,9 @@ _sb3_gpg_postgres() {
     local port="${SB3_GPG_PG_PORT:-54329}"
     local name="sb3gpg"
     log() { echo "postgres.sh: $*" >&2; }
+    # The postgres user runs the server's tools below; from a folder it cannot enter (root's home) each of them
+    # would say "could not change directory". This function runs in a subshell of its own.
+    cd /
 
     if ! command -v pg_ctlcluster >/dev/null 2>&1 || ! compgen -G "/usr/lib/postgresql/*/bin/postgres" >/dev/null; then
         log "installing Debian's postgresql with apt-get"
@@ -36,6 +41,8 @@ _sb3_gpg_postgres() {
     if ! pg_lsclusters -h | awk -v v="$version" -v n="$name" '$1 == v && $2 == n {found = 1} END {exit !found}'; then
         log "creating cluster $version/$name on port $port"
         pg_createcluster --port "$port" --start-conf manual "$version" "$name" >&2
+        # Printed at once, so that a caller can remove the cluster even if a step below fails.
+        echo "export SB3_GPG_PG_CREATED='$version $name'"
     fi
     # Listen on the loopback address only (Debian's postgresql.conf includes conf.d/).
     local conf_dir="/etc/postgresql/$version/$name/conf.d"

@@ -21,21 +21,28 @@ cd "$(dirname "$0")/.."
 log() { echo "test.sh: $*" >&2; }
 start=$(date +%s)
 
-# What this script started or made, undone on exit, whatever the exit: the PostgreSQL server (only if
-# .ci/postgres.sh started it: it then sets SB3_GPG_PG_STARTED) and the folder of the built packages.
+# What this script started or made, undone on exit, whatever the exit: the PostgreSQL cluster, removed
+# whole if .ci/postgres.sh created it (it then sets SB3_GPG_PG_CREATED), else stopped if it started it
+# (SB3_GPG_PG_STARTED); and the folder of the built packages.
 as_root=()
 dist_dir=""
 cleanup() {
-    if [ -n "${SB3_GPG_PG_STARTED:-}" ]; then
+    if [ -n "${SB3_GPG_PG_CREATED:-}" ]; then
+        log "removing the PostgreSQL cluster it created ($SB3_GPG_PG_CREATED: data, user and database)"
+        # shellcheck disable=SC2086 # "VERSION NAME", two arguments
+        (cd / && "${as_root[@]}" pg_dropcluster --stop $SB3_GPG_PG_CREATED) || log "could not remove cluster $SB3_GPG_PG_CREATED"
+        # pg_dropcluster leaves the configuration folder where .ci/postgres.sh added a file of its own.
+        "${as_root[@]}" rm -rf "/etc/postgresql/${SB3_GPG_PG_CREATED% *}/${SB3_GPG_PG_CREATED#* }"
+    elif [ -n "${SB3_GPG_PG_STARTED:-}" ]; then
         log "stopping the PostgreSQL server it started (cluster $SB3_GPG_PG_STARTED)"
         # shellcheck disable=SC2086 # "VERSION NAME", two arguments
-        "${as_root[@]}" pg_ctlcluster $SB3_GPG_PG_STARTED stop || log "could not stop cluster $SB3_GPG_PG_STARTED"
+        (cd / && "${as_root[@]}" pg_ctlcluster $SB3_GPG_PG_STARTED stop) || log "could not stop cluster $SB3_GPG_PG_STARTED"
     fi
     if [ -n "$dist_dir" ]; then
         rm -rf "$dist_dir"
     fi
 }
-unset SB3_GPG_PG_STARTED  # set only by this script's own .ci/postgres.sh, below
+unset SB3_GPG_PG_STARTED SB3_GPG_PG_CREATED  # set only by this script's own .ci/postgres.sh, below
 trap cleanup EXIT
 # Interrupted or terminated: exit, so that the EXIT trap runs.
 trap 'exit 130' INT
