@@ -51,10 +51,20 @@ class GroupResetWrapper(gym.Wrapper[ObsType, ActType, ObsType, ActType]):
     ``wrapper_class=GroupResetWrapper`` would), the episodes it truncates at ``max_episode_steps``
     end unseen by ``Monitor``, and are missing from ``rollout/ep_rew_mean`` and the monitor files.
 
+    For branched groups (:mod:`sb3_gpg.branching`) it also saves the env's state
+    (:meth:`gpg_snapshot`, :mod:`sb3_gpg.snapshots`), restores a snapshot in an armed reset
+    (:meth:`gpg_arm_restore`), truncates an armed start after a horizon and takes a snapshot at an
+    armed step. A restored episode still ends at the time limit of the wrappers above, counted from
+    its true start.
+
     :param env: Environment to wrap.
+    :param time_limit: The time limit of the wrappers above (``TimeLimit``, which counts its steps from
+        a restore); :func:`~sb3_gpg.add_group_reset` finds it.
+    :param monitor: SB3's ``Monitor`` above, whose file gets the trunks of branched groups instead of
+        the members' segments; :func:`~sb3_gpg.add_group_reset` finds it.
     """
 
-    def __init__(self, env: gym.Env) -> None:
+    def __init__(self, env: gym.Env, time_limit: int | None = None, monitor: Monitor | None = None) -> None:
         super().__init__(env)
         self._armed: deque[_ArmedStart] = deque()
         self._gpg_max_episode_steps: int | None = None
@@ -62,20 +72,17 @@ class GroupResetWrapper(gym.Wrapper[ObsType, ActType, ObsType, ActType]):
         self._start_digests: list[tuple[int, str]] | None = None
         # Wrappers between this one and the base env keep state a snapshot of the base env would miss: replay them.
         self._snapshot_method = "replay" if isinstance(env, gym.Wrapper) else snapshot_method(env)
-        #: The time limit of the wrappers above (set by add_group_reset, which sees them), which a restored episode must
-        #: still end at: a TimeLimit above counts its steps from the restore.
-        self._time_limit: int | None = None
+        self._time_limit = time_limit
         self._episode_seed: int | None = None
         self._last_obs: Any = None
         self._actions: list[Any] = []
-        self._restored = False
         self._start = _ArmedStart()
         self._segment_steps = 0
         self._taken: EnvSnapshot | None = None
         #: Steps replayed to restore snapshots (``"replay"`` method), since the last :meth:`gpg_take_replayed_steps`.
         self._replayed_steps = 0
-        #: SB3's Monitor above this wrapper (set by add_group_reset), and its file writer while branch segments run.
-        self._monitor: Monitor | None = None
+        self._monitor = monitor
+        #: The monitor's file writer while branch segments run (see _mute_monitor).
         self._muted_writer: Any = None
 
     def gpg_arm_reset(self, seed: int | None, horizon: int | None = None, snapshot_at: int | None = None) -> None:
@@ -189,7 +196,6 @@ class GroupResetWrapper(gym.Wrapper[ObsType, ActType, ObsType, ActType]):
         self._segment_steps = 0
         self._mute_monitor(self._start.horizon is not None)
         snapshot = self._start.snapshot
-        self._restored = snapshot is not None
         if snapshot is not None:
             obs, replayed = restore_snapshot(self.env, snapshot, options)
             self._replayed_steps += replayed
@@ -268,10 +274,8 @@ def add_group_reset(env: gym.Env) -> gym.Env:
             return env
         if not isinstance(inner.env, gym.Wrapper):
             # `env` is the public attribute through which gymnasium wrappers hold what they wrap.
-            wrapper = GroupResetWrapper(inner.env)
-            inner.env = wrapper
-            wrapper._time_limit = None if env.spec is None else env.spec.max_episode_steps
-            wrapper._monitor = _monitor_in(env)
+            time_limit = None if env.spec is None else env.spec.max_episode_steps
+            inner.env = GroupResetWrapper(inner.env, time_limit, _monitor_in(env))
             return env
         inner = inner.env
     return env
