@@ -59,9 +59,8 @@ class Chain:
 @dataclasses.dataclass
 class _Group:
     chain: Chain
+    #: Where the members start: the chain's head when the group was made (``None``: the chain's seeded reset).
     head: EnvSnapshot | None
-    unstarted: deque[int]
-    running: int = 0
 
 
 @dataclasses.dataclass
@@ -116,7 +115,6 @@ class BranchRollout:
         #: Episode (member) each env is playing, -1 when idle.
         self.episodes = np.full(n_envs, -1, dtype=np.int64)
         self._episode_groups: list[int] = []
-        self._episode_of: dict[tuple[int, int], int] = {}
         self.finished_members = 0
         #: Member steps of the rollout, trained on or not.
         self.stored_steps = 0
@@ -195,7 +193,6 @@ class BranchRollout:
                 elif dones[i]:
                     self._chain_ended(group.chain, i)
             if dones[i]:
-                group.running -= 1
                 self.finished_members += 1
         for i in np.flatnonzero(dones):
             self._begin(int(i))
@@ -225,7 +222,7 @@ class BranchRollout:
         if len(self.groups) >= self.n_groups:
             return False
         chain = self.waiting.popleft() if self.waiting else Chain(seed=int(self.new_seed()))
-        self.groups.append(_Group(chain, chain.head, deque(range(self.group_size))))
+        self.groups.append(_Group(chain, chain.head))
         group_index = len(self.groups) - 1
         # Member 0 first: its steps bring the chain's next branch point.
         self.queue.appendleft(_Job(group_index, 0))
@@ -265,7 +262,6 @@ class BranchRollout:
             episode = len(self._episode_groups)
             self._episode_groups.append(job.group)
             self.episodes[env_index] = episode
-            self.groups[job.group].running += 1
         self._arm(env_index, create=False)
 
     def _fill_idle_envs(self) -> None:
