@@ -26,12 +26,13 @@ next rollout, whose chains go on from them first.
 """
 
 import dataclasses
+import importlib
 import time
 from collections import deque
 from typing import Any
 
 import numpy as np
-from stable_baselines3.common.vec_env import VecEnv
+from stable_baselines3.common.vec_env import VecEnv, VecEnvWrapper, VecFrameStack
 
 from sb3_gpg.snapshots import EnvSnapshot
 from sb3_gpg.wrappers import GroupResetWrapper
@@ -42,6 +43,52 @@ _CLEAR = GroupResetWrapper.gpg_clear.__name__
 _TAKE_SNAPSHOT = GroupResetWrapper.gpg_take_snapshot.__name__
 _TAKE_REPLAYED = GroupResetWrapper.gpg_take_replayed_steps.__name__
 _RECORD_EPISODE = GroupResetWrapper.gpg_record_episode.__name__
+
+
+#: Wrappers that keep state of their own above GPG's wrapper, where a snapshot of the env cannot restore it.
+_STATEFUL_WRAPPERS = (
+    "gymnasium.wrappers.FrameStackObservation",
+    "gymnasium.wrappers.TimeAwareObservation",
+    "gymnasium.wrappers.NormalizeObservation",
+    "gymnasium.wrappers.NormalizeReward",
+    "gymnasium.wrappers.DelayObservation",
+    "gymnasium.wrappers.AtariPreprocessing",
+    "stable_baselines3.common.atari_wrappers.NoopResetEnv",
+    "stable_baselines3.common.atari_wrappers.FireResetEnv",
+    "stable_baselines3.common.atari_wrappers.EpisodicLifeEnv",
+)
+_STACK_INSIDE = (
+    "stack inside each env, below GPG's wrapper, where a snapshot replays it: for example "
+    "make_vec_env(env_id, n_envs, wrapper_class=lambda env: GroupResetWrapper(FrameStackObservation(env, 4)))"
+)
+
+
+def check_restorable(vec_env: VecEnv) -> None:
+    """
+    Refuse an env whose state a snapshot cannot restore exactly, saying how to build it so that one can.
+
+    A snapshot saves what lies below the :class:`~sb3_gpg.wrappers.GroupResetWrapper` of a sub-environment. What
+    keeps state above it is reset, not restored: ``VecFrameStack``'s stacked frames, and gym wrappers such as
+    ``FrameStackObservation`` or the Atari wrappers' no-op resets.
+
+    :param vec_env: The training environment, possibly wrapped.
+    """
+    wrapper: VecEnv = vec_env
+    while isinstance(wrapper, VecEnvWrapper):
+        if isinstance(wrapper, VecFrameStack) or hasattr(wrapper, "stacked_obs"):
+            raise ValueError(
+                f"{type(wrapper).__name__} keeps the stacked observations outside the envs, where a snapshot cannot "
+                f"restore them, so GPG cannot branch from a state of this env: {_STACK_INSIDE}."
+            )
+        wrapper = wrapper.venv
+    for path in _STATEFUL_WRAPPERS:
+        module_name, _, name = path.rpartition(".")
+        wrapper_class = getattr(importlib.import_module(module_name), name, None)
+        if wrapper_class is not None and any(vec_env.env_is_wrapped(wrapper_class)):
+            raise ValueError(
+                f"{name} wraps GPG's GroupResetWrapper and keeps state of its own, which a snapshot cannot restore, so "
+                f"GPG cannot branch from a state of this env: put it below GPG's wrapper ({_STACK_INSIDE})."
+            )
 
 
 @dataclasses.dataclass

@@ -19,11 +19,11 @@ from stable_baselines3.common.utils import FloatSchedule, obs_as_tensor
 from stable_baselines3.common.vec_env import VecEnv, unwrap_vec_normalize
 
 from sb3_gpg import safety
-from sb3_gpg.branching import BranchRollout, Chain
+from sb3_gpg.branching import BranchRollout, Chain, check_restorable
 from sb3_gpg.buffers import GroupRolloutBuffer
 from sb3_gpg.estimator import BinningFn
 from sb3_gpg.policies import CnnPolicy, GPGPolicy, MlpPolicy, MultiInputPolicy
-from sb3_gpg.rollout import GroupRollout, add_group_reset_to_vec_env, check_restorable, configure_envs
+from sb3_gpg.rollout import GroupRollout, add_group_reset_to_vec_env, configure_envs
 from sb3_gpg.safety import check_positive_int
 
 SelfGPG = TypeVar("SelfGPG", bound="GPG")

@@ -1,15 +1,15 @@
 """
 The groups of one rollout: which env plays which episode of which group, from which reset seed.
 
-This is the only module that talks to the :class:`~sb3_gpg.wrappers.GroupResetWrapper` inside the
-sub-environments (through ``VecEnv.env_method``, with the wrapper's method names).
+With :mod:`sb3_gpg.branching` (groups from snapshots), the only modules that talk to the
+:class:`~sb3_gpg.wrappers.GroupResetWrapper` inside the sub-environments (through ``VecEnv.env_method``,
+with the wrapper's method names).
 """
 
-import importlib
 from collections import defaultdict
 
 import numpy as np
-from stable_baselines3.common.vec_env import DummyVecEnv, VecEnv, VecEnvWrapper, VecFrameStack
+from stable_baselines3.common.vec_env import DummyVecEnv, VecEnv
 
 from sb3_gpg.safety import check_episode_steps
 from sb3_gpg.wrappers import GroupResetWrapper, add_group_reset
@@ -40,52 +40,6 @@ def add_group_reset_to_vec_env(vec_env: VecEnv) -> VecEnv:
             "make_vec_env(env_id, n_envs=8, vec_env_cls=SubprocVecEnv, wrapper_class=sb3_gpg.add_group_reset)."
         )
     return vec_env
-
-
-#: Wrappers that keep state of their own above GPG's wrapper, where a snapshot of the env cannot restore it.
-_STATEFUL_WRAPPERS = (
-    "gymnasium.wrappers.FrameStackObservation",
-    "gymnasium.wrappers.TimeAwareObservation",
-    "gymnasium.wrappers.NormalizeObservation",
-    "gymnasium.wrappers.NormalizeReward",
-    "gymnasium.wrappers.DelayObservation",
-    "gymnasium.wrappers.AtariPreprocessing",
-    "stable_baselines3.common.atari_wrappers.NoopResetEnv",
-    "stable_baselines3.common.atari_wrappers.FireResetEnv",
-    "stable_baselines3.common.atari_wrappers.EpisodicLifeEnv",
-)
-_STACK_INSIDE = (
-    "stack inside each env, below GPG's wrapper, where a snapshot replays it: for example "
-    "make_vec_env(env_id, n_envs, wrapper_class=lambda env: GroupResetWrapper(FrameStackObservation(env, 4)))"
-)
-
-
-def check_restorable(vec_env: VecEnv) -> None:
-    """
-    Refuse an env whose state a snapshot cannot restore exactly, saying how to build it so that one can.
-
-    A snapshot saves what lies below the :class:`~sb3_gpg.wrappers.GroupResetWrapper` of a sub-environment. What
-    keeps state above it is reset, not restored: ``VecFrameStack``'s stacked frames, and gym wrappers such as
-    ``FrameStackObservation`` or the Atari wrappers' no-op resets.
-
-    :param vec_env: The training environment, possibly wrapped.
-    """
-    wrapper: VecEnv = vec_env
-    while isinstance(wrapper, VecEnvWrapper):
-        if isinstance(wrapper, VecFrameStack) or hasattr(wrapper, "stacked_obs"):
-            raise ValueError(
-                f"{type(wrapper).__name__} keeps the stacked observations outside the envs, where a snapshot cannot "
-                f"restore them, so GPG cannot branch from a state of this env: {_STACK_INSIDE}."
-            )
-        wrapper = wrapper.venv
-    for path in _STATEFUL_WRAPPERS:
-        module_name, _, name = path.rpartition(".")
-        wrapper_class = getattr(importlib.import_module(module_name), name, None)
-        if wrapper_class is not None and any(vec_env.env_is_wrapped(wrapper_class)):
-            raise ValueError(
-                f"{name} wraps GPG's GroupResetWrapper and keeps state of its own, which a snapshot cannot restore, so "
-                f"GPG cannot branch from a state of this env: put it below GPG's wrapper ({_STACK_INSIDE})."
-            )
 
 
 def configure_envs(env: VecEnv, max_episode_steps: int | None) -> int | None:

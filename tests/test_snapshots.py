@@ -8,7 +8,7 @@ from stable_baselines3.common.env_util import make_vec_env
 from stable_baselines3.common.vec_env import DummyVecEnv, SubprocVecEnv, VecFrameStack, VecNormalize
 
 from sb3_gpg import add_group_reset
-from sb3_gpg.rollout import check_restorable
+from sb3_gpg.branching import check_restorable
 from sb3_gpg.snapshots import snapshot_method
 from sb3_gpg.wrappers import GroupResetWrapper
 
