@@ -167,7 +167,6 @@ class BranchRollout:
         self.stored_steps = 0
         self.n_steps = 0
         self.idle_steps = 0
-        self.replayed_steps = 0
         #: Trunk episodes that ended in this rollout, as SB3's ``info["episode"]``.
         self.episode_infos: list[dict[str, Any]] = []
 
@@ -327,5 +326,4 @@ class BranchRollout:
         """
         :return: Steps the envs replayed to restore snapshots since the rollout's reset (``"replay"`` snapshots).
         """
-        self.replayed_steps = int(sum(self.env.env_method(_TAKE_REPLAYED)))
-        return self.replayed_steps
+        return int(sum(self.env.env_method(_TAKE_REPLAYED)))

@@ -213,14 +213,9 @@ def first_visit_mask(episode_ids: np.ndarray, bin_ids: np.ndarray) -> np.ndarray
     :return: Boolean mask, shape ``(n_steps,)``.
     """
     n_steps = len(bin_ids)
-    mask = np.zeros(n_steps, dtype=bool)
     if n_steps == 0:
-        return mask
-    keys = np.stack((np.asarray(episode_ids, dtype=np.int64), np.asarray(bin_ids, dtype=np.int64)), axis=1)
-    # np.unique returns the index of the first occurrence of each (episode, bin) pair.
-    _, first = np.unique(keys, axis=0, return_index=True)
-    mask[first] = True
-    return mask
+        return np.zeros(0, dtype=bool)
+    return _first_index(np.asarray(episode_ids, dtype=np.int64), np.asarray(bin_ids, dtype=np.int64)) == np.arange(n_steps)
 
 
 class GroupAdvantages(NamedTuple):
@@ -279,7 +274,8 @@ def _bin_baselines(
     :return: Advantages, baselines, the count of returns behind each step's baseline (after pooling), and the
         statistics of the group bins.
     """
-    first = first_visit_mask(episode_ids, bin_ids)
+    entry = _first_index(episode_ids, bin_ids)
+    first = entry == np.arange(entry.size)  # first_visit_mask, from the entries that leave_one_out needs too
     group_stats = _bin_stats(np.stack((group_ids, bin_ids), axis=1), first, returns)
     sums, squares, counts = group_stats.sums, group_stats.squares, group_stats.counts
     if min_bin_count is not None:
@@ -290,7 +286,7 @@ def _bin_baselines(
         counts = np.where(thin, pooled.counts, counts)
     if leave_one_out:
         # The episode's own first-visit return in the step's bin (a later visit shares it).
-        own_return = returns[_first_index(episode_ids, bin_ids)]
+        own_return = returns[entry]
         others = counts - 1
         # With no other return in the bin the baseline is the step's own return: zero advantage.
         baselines = np.divide(sums - own_return, others, out=returns.copy(), where=others > 0)
