@@ -22,7 +22,7 @@ run has seen (:func:`tie_at_best`) is a solved task, any other tie a stall that
 :func:`novelty_rewards` can move out of.
 
 Variants of step 4-5, each an option of :func:`group_advantages` (measured against the
-default in ``scripts/estimator_study.py``):
+default in the estimator study, ``benchmarks/estimator_study/``):
 
 * ``leave_one_out``: the baseline of a step leaves out its own episode's return (RLOO),
   which removes the ``1/n`` shrinkage of the plain group mean (an unbiased baseline);

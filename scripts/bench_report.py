@@ -1,16 +1,16 @@
 """
-Reports of ``scripts/benchmark.py`` from its runs' results: tables (pandas), aggregates, targets and curves.
+Reports of ``scripts/benchmark.py`` from its runs' results: tables (pandas), aggregates and curves; a study's table.
 
-rliable would give the interquartile mean, the probability of improvement and the stratified bootstrap,
-but rliable 1.2.0 does not import with pandas 3: it needs ``arch<8``, whose newest release (7.2.0) fails
-on import (``TypeError: deprecate_kwarg() missing 1 required positional argument: 'new_arg_name'``), and
-``arch`` 8.0 rejects the ``random_state`` keyword rliable passes (``TypeError: Only NumPy arrays and pandas
-DataFrames and Series are supported in keyword arguments. Input `random_state` has type <class
-'NoneType'>``). They are computed here, with rliable's definitions (tested in ``tests/test_benchmark.py``).
+rliable would give the interquartile mean, the probability of improvement and the stratified bootstrap, but rliable
+1.2.0 does not import with pandas 3: it needs ``arch<8``, whose newest release (7.2.0) fails on import (``TypeError:
+deprecate_kwarg() missing 1 required positional argument: 'new_arg_name'``), and ``arch`` 8.0 rejects the
+``random_state`` keyword rliable passes (``TypeError: Only NumPy arrays and pandas DataFrames and Series are supported
+in keyword arguments``). They are computed here, with rliable's definitions (tested in ``tests/test_benchmark.py``).
 """
 
 import functools
 import itertools
+import json
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -22,7 +22,7 @@ from scipy.stats import trim_mean
 #: ``results.csv``'s columns; ``time_<part>_s`` follow for each of :data:`TIME_PARTS`, then :data:`PROVENANCE`.
 COLUMNS = """algo env_id seed n_timesteps env_steps final_mean final_std eval_episodes eval_timesteps auc threshold
 threshold_steps threshold_wall_s train_wall_s eval_wall_s setup_s steps_per_s params peak_rss_mib rss_imports_mib
-children_peak_rss_mib idle_fraction""".split()
+children_peak_rss_mib idle_fraction train_cpu_s steps_per_cpu_s cpu_budget_s""".split()
 #: Parts of the training time: ``rollout``, ``updates`` and ``other`` measured by ``benchmark.TimedEvaluation``;
 #: ``env``, ``inference`` and ``advantages`` only by the earlier version of the benchmark, which patched the model.
 TIME_PARTS = ("env", "inference", "advantages", "updates", "other", "rollout")
@@ -62,15 +62,6 @@ def stratified_bootstrap(statistic: Callable[..., float], samples: Sequence[Mapp
     return [float(statistic(*data)), float(low), float(high)]
 
 
-def return_at_time(curve: Sequence[Mapping[str, Any]], seconds: float) -> float:
-    """
-    Evaluation return of a run stopped after ``seconds`` of training: that of its last evaluation by then (the final one
-    if the run ended earlier; NaN if none). ``curve``: evaluations with ``wall_s`` (training seconds) and ``mean``.
-    """
-    done = sorted((p for p in curve if p["wall_s"] <= seconds), key=lambda p: p["wall_s"])
-    return float(done[-1]["mean"]) if done else float("nan")
-
-
 def normalized(score: float, low: float | None, high: float | None) -> float | None:
     """``(score - low) / (high - low)``: 0 at ``low`` (a random policy), 1 at ``high``; ``None`` if undefined."""
     return None if low is None or high is None or high == low else (score - low) / (high - low)
@@ -92,11 +83,8 @@ def config_name(result: Mapping[str, Any]) -> str | None:
 
 def provenance(result: Mapping[str, Any]) -> dict[str, Any]:
     """A run's :data:`PROVENANCE` (``code`` "unrecorded" for a result written before runs recorded it)."""
-    recorded = result.get("provenance") or {}
-    return {
-        "code": recorded.get("code", "unrecorded"), "git_commit": recorded.get("git_commit"), "config": config_name(result),
-        "config_hash": recorded.get("config_hash"),
-    }  # fmt: skip
+    recorded = {"code": "unrecorded", **(result.get("provenance") or {})}
+    return {key: config_name(result) if key == "config" else recorded.get(key) for key in PROVENANCE}
 
 
 def runs_frame(results: Results, dtype: Any = object) -> pd.DataFrame:
@@ -104,11 +92,6 @@ def runs_frame(results: Results, dtype: Any = object) -> pd.DataFrame:
     times = [{f"time_{p}_s": r.get("time_s", {}).get(p) for p in TIME_PARTS} for r in results]
     rows = [{**{c: r.get(c) for c in COLUMNS}, **t, **provenance(r)} for r, t in zip(results, times, strict=True)]
     return pd.DataFrame(rows, columns=[*COLUMNS, *(f"time_{p}_s" for p in TIME_PARTS), *PROVENANCE], dtype=dtype)
-
-
-def curves_frame(results: Results) -> pd.DataFrame:
-    """``curves.csv``: one row per evaluation of each run."""
-    return pd.DataFrame([{k: r[k] for k in ("algo", "env_id", "seed")} | p for r in results for p in r["curve"]])
 
 
 def markdown(df: pd.DataFrame, left: int = 2) -> str:
@@ -128,17 +111,20 @@ def _fmt(value: Any, spec: str = ".1f") -> str:
 
 def seed_list(seeds: Sequence[Any]) -> str:
     """Seeds as ranges: ``[0, 1, 2, 5]`` -> ``"0-2, 5"``."""
-    values, parts = sorted({int(s) for s in seeds}), []
-    for _, run in itertools.groupby(enumerate(values), key=lambda pair: pair[1] - pair[0]):
-        first, *rest = [v for _, v in run]
-        parts.append(f"{first}-{rest[-1]}" if rest else f"{first}")
-    return ", ".join(parts)
+    runs = itertools.groupby(enumerate(sorted({int(s) for s in seeds})), key=lambda pair: pair[1] - pair[0])
+    ranges = [[v for _, v in run] for _, run in runs]
+    return ", ".join(f"{r[0]}-{r[-1]}" if len(r) > 1 else f"{r[0]}" for r in ranges)
 
 
 def _median_with_misses(values: Sequence[Any]) -> float | None:
     """Median where a missing value (never reached) counts as infinite; ``None`` when that median is infinite."""
     median = np.median(pd.Series(values, dtype=float).fillna(np.inf)) if len(values) else np.inf
     return float(median) if np.isfinite(median) else None
+
+
+def _pooled_iqm(scores: Mapping[str, Any]) -> float:
+    """IQM of the scores of every task of ``scores`` (task -> run scores) pooled."""
+    return iqm(np.concatenate([np.asarray(x, dtype=float) for x in scores.values()]))
 
 
 def aggregate(results: Results, tasks: Sequence[Any], algos: Sequence[str], reps: int) -> dict[str, Any]:
@@ -158,105 +144,17 @@ def aggregate(results: Results, tasks: Sequence[Any], algos: Sequence[str], reps
         "iqm": {},
         "probability_of_improvement": {},
     }
-    pooled = lambda scores: iqm(np.concatenate(list(scores.values())))  # noqa: E731
     for metric, field in (("final", "final_mean"), ("auc", "auc")):
         # Each algorithm's scores by task, in order of appearance (the order of the bootstrap's draws).
         raw = {a: {e: s.to_numpy(float) for e, s in runs[runs.algo == a].groupby("env_id", sort=False)[field]} for a in algos}
         norm = {a: {e: x for e, s in raw[a].items() if (x := normalized(s, *bounds[e])) is not None} for a in algos}
-        agg["iqm"][metric] = {a: stratified_bootstrap(pooled, [norm[a]], reps) for a in algos if norm[a]}
+        agg["iqm"][metric] = {a: stratified_bootstrap(_pooled_iqm, [norm[a]], reps) for a in algos if norm[a]}
         agg["probability_of_improvement"][metric] = {
             f"{a}>{b}": stratified_bootstrap(probability_of_improvement, [raw[a], raw[b]], reps)
             for a, b in itertools.combinations(algos, 2)
             if set(raw[a]) & set(raw[b])
         }
     return agg
-
-
-def stalled_runs(runs: Results, random_score: float | None) -> int | None:
-    """How many of ``runs`` learned nothing: final return no better than a random policy's (``None`` if unknown)."""
-    return None if random_score is None else int(sum(r["final_mean"] <= random_score for r in runs))
-
-
-def _met(score: float | None) -> bool:
-    """Whether a normalized score reaches its target of 1 (PPO's IQM)."""
-    return score is not None and score >= 1
-
-
-def _shortfall(score: float | None) -> float | None:
-    """How far a normalized score falls short of its target of 1: ``1 - score`` where positive, else 0."""
-    return None if score is None else max(0.0, 1 - score)
-
-
-def target_comparison(results: Results, tasks: Sequence[Any], equal_time: Results = ()) -> list[dict[str, Any]]:
-    """
-    GPG against PPO per task in the terms of the project's targets, one row per task with runs of both.
-
-    ``normalized_iqm``: GPG's final-return IQM over seeds with a random policy at 0 and PPO's IQM at 1.
-    ``gpg_stalled``, ``ppo_stalled``: runs that learned nothing, their final return no better than a random policy's
-    (``None`` if the task has no random score). ``target_met``: normalized IQM >= 1 and no GPG run stalled;
-    ``shortfall``: ``1 - normalized_iqm`` where that is positive, else 0.
-    ``gpg_wall_to_ppo_final``: median over GPG's seeds of the training seconds of the first evaluation at or
-    above PPO's mean final return (never: infinite). ``at_ppo_time_iqm``: IQM over GPG's seeds of the return after
-    PPO's median training seconds, normalized in ``at_ppo_time_normalized``, with ``time_target_met`` and
-    ``time_shortfall`` as for the final return; ``at_ppo_time_source`` says where it comes from: the task's runs of
-    ``equal_time`` (GPG trained for PPO's time, their final returns) if any, else the full runs' ``curves`` (the last
-    evaluation by then, the final one for the ``gpg_seeds_done_earlier`` seeds, which had finished earlier).
-    Ratios: GPG's means over PPO's.
-
-    :param equal_time: GPG's runs trained for PPO's median training seconds (``benchmark.py --equal-time``)
-    """
-    rows = []
-    for task in tasks:
-        gpg, ppo = ([r for r in results if (r["env_id"], r["algo"]) == (task.env_id, a)] for a in ("gpg", "ppo"))
-        if not gpg or not ppo:
-            continue
-        mean = lambda runs, key: float(np.mean([r[key] for r in runs]))  # noqa: E731
-        ppo_final, ppo_wall = mean(ppo, "final_mean"), float(np.median([r["train_wall_s"] for r in ppo]))
-        walls = [next((p["wall_s"] for p in r["curve"] if p["mean"] >= ppo_final), None) for r in gpg]
-        iqm_gpg, iqm_ppo = iqm([r["final_mean"] for r in gpg]), iqm([r["final_mean"] for r in ppo])
-        timed = [r["final_mean"] for r in equal_time if r["env_id"] == task.env_id]
-        at_time = iqm(timed) if timed else iqm([return_at_time(r["curve"], ppo_wall) for r in gpg])
-        score, time_score = (normalized(x, task.random_score, iqm_ppo) for x in (iqm_gpg, at_time))
-        gpg_wall = _median_with_misses(walls)
-        gpg_stalled, ppo_stalled = (stalled_runs(runs, task.random_score) for runs in (gpg, ppo))
-        row = {
-                "env_id": task.env_id, "final_iqm_gpg": iqm_gpg, "final_iqm_ppo": iqm_ppo, "ppo_final": ppo_final,
-                "normalized_iqm": score, "gpg_stalled": gpg_stalled, "ppo_stalled": ppo_stalled,
-                "target_met": _met(score) and not gpg_stalled, "shortfall": _shortfall(score),
-                "gpg_wall_to_ppo_final": gpg_wall,
-                "gpg_seeds_reaching_ppo_final": sum(w is not None for w in walls), "gpg_seeds": len(gpg),
-                "ppo_wall": ppo_wall, "wall_ratio": None if gpg_wall is None else gpg_wall / ppo_wall,
-                "at_ppo_time_iqm": at_time, "at_ppo_time_normalized": time_score,
-                "at_ppo_time_source": "equal-time runs" if timed else "curves",
-                "gpg_seeds_done_earlier": None if timed else sum(r["train_wall_s"] < ppo_wall for r in gpg),
-                "time_target_met": _met(time_score), "time_shortfall": _shortfall(time_score),
-                "steps_per_s_ratio": mean(gpg, "steps_per_s") / mean(ppo, "steps_per_s"),
-                "params_ratio": mean(gpg, "params") / mean(ppo, "params"),
-                "peak_rss_ratio": mean(gpg, "peak_rss_mib") / mean(ppo, "peak_rss_mib"),
-        }  # fmt: skip
-        rows.append(row)
-    return rows
-
-
-def _missed(score: float | None, stalled: int | None = 0) -> str:
-    """A normalized score against its target of 1 in words: ``met``, or by how much it is missed (and stalled runs)."""
-    if score is None or np.isnan(score):
-        return "undefined"
-    gap = _shortfall(score)
-    # Two decimals, except for a gap that would read "short by 0.00": one significant digit then.
-    missed = [f"short by {gap:.2f}" if gap >= 0.005 else f"short by {gap:.1g}"] if gap else []
-    missed += [f"{stalled} stalled"] if stalled else []
-    return "; ".join(missed) or "met"
-
-
-def _target(row: Mapping[str, Any]) -> str:
-    """The final-return target of a :func:`target_comparison` row in words (:func:`_missed`)."""
-    return _missed(row["normalized_iqm"], row["gpg_stalled"])
-
-
-def _pooled_iqm(scores: Mapping[str, Any]) -> float:
-    """IQM of the scores of every task of ``scores`` (task -> run scores) pooled."""
-    return iqm(np.concatenate([np.asarray(x, dtype=float) for x in scores.values()]))
 
 
 def _normalized_iqm(gpg: Mapping[str, Any], ppo: Mapping[str, Any], random: float) -> float:
@@ -267,29 +165,26 @@ def _normalized_iqm(gpg: Mapping[str, Any], ppo: Mapping[str, Any], random: floa
 
 def verdicts(results: Results, tasks: Sequence[Any], reps: int) -> list[dict[str, Any]]:
     """
-    GPG against PPO per task, from intervals: one row per task with runs of both (their seeds may differ).
-
-    Per algorithm: IQM of the final returns with its 95% bootstrap interval, mean, worst run, and runs below the task's
-    threshold. ``normalized``: GPG's IQM with a random policy at 0 and PPO's IQM at 1, with the interval of that ratio
-    when both algorithms' runs are resampled; ``p_improvement``: P(a GPG run beats a PPO run), ties counting half, with
-    its interval. ``verdict``: ``win`` if the interval of P(GPG > PPO) lies above 1/2, ``loss`` if below, else ``parity``
-    (scale-free, unlike the normalized ratio, whose sign flips where PPO does worse than a random policy).
+    GPG against PPO per task with runs of both (their seeds may differ): per algorithm the IQM of the final returns with
+    its 95% bootstrap interval, mean, worst run and runs below the threshold; ``normalized`` (GPG's IQM, random policy 0,
+    PPO's IQM 1) and ``p_improvement`` (P(GPG run > PPO run), ties half) with intervals resampling both. ``verdict``:
+    ``win``/``loss`` if the interval of P(GPG > PPO) lies above/below 1/2, else ``parity`` (scale-free, unlike the
+    normalized ratio, whose sign flips where PPO does worse than a random policy).
     """
     rows = []
     for task in tasks:
         runs = {a: [r["final_mean"] for r in results if (r["env_id"], r["algo"]) == (task.env_id, a)] for a in ("gpg", "ppo")}
         if not (runs["gpg"] and runs["ppo"]):
             continue
-        scores = {a: {task.env_id: np.asarray(x, dtype=float)} for a, x in runs.items()}
+        scores = [{task.env_id: np.asarray(runs[a], dtype=float)} for a in ("gpg", "ppo")]
         row: dict[str, Any] = {"env_id": task.env_id}
-        for algo, x in scores.items():
+        for algo, x in zip(("gpg", "ppo"), scores, strict=True):
             finals = x[task.env_id]
             below = None if task.threshold is None else int(np.sum(finals < task.threshold))
             row |= {f"{algo}_seeds": len(finals), f"{algo}_iqm": stratified_bootstrap(_pooled_iqm, [x], reps)}
             row |= {f"{algo}_mean": float(finals.mean()), f"{algo}_worst": float(finals.min()), f"{algo}_below": below}
-        ratio = functools.partial(_normalized_iqm, random=task.random_score)
-        row["normalized"] = stratified_bootstrap(ratio, [scores["gpg"], scores["ppo"]], reps)
-        row["p_improvement"] = stratified_bootstrap(probability_of_improvement, [scores["gpg"], scores["ppo"]], reps)
+        row["normalized"] = stratified_bootstrap(functools.partial(_normalized_iqm, random=task.random_score), scores, reps)
+        row["p_improvement"] = stratified_bootstrap(probability_of_improvement, scores, reps)
         low, high = row["p_improvement"][1:]
         row["verdict"] = "win" if low > 0.5 else "loss" if high < 0.5 else "parity"
         rows.append(row)
@@ -304,10 +199,9 @@ def history_key(result: Mapping[str, Any]) -> str:
 
 def update_history(history: Mapping[str, Any], results: Results) -> dict[str, dict[str, Any]]:
     """
-    ``history`` (``history.json``: every algorithm, task, configuration and code version that a report of the folder
-    has shown, with each seed's final return) with the runs of ``results`` added. A record stays when its runs are
-    redone with another configuration or code version, so that the figures seen before the change are not lost; a
-    seed shown again under the same record keeps its latest value.
+    ``history`` (``history.json``: each algorithm, task, configuration and code version a report of the folder has shown,
+    with each seed's final return) plus the runs of ``results``. Records of earlier configurations or code versions stay,
+    so that figures seen before a change are not lost; a seed shown again under a record keeps its latest value.
     """
     records = {key: {**record, "finals": dict(record["finals"])} for key, record in history.items()}
     for r in results:
@@ -319,10 +213,9 @@ def update_history(history: Mapping[str, Any], results: Results) -> dict[str, di
 
 def looks(history: Mapping[str, Any], results: Results) -> list[dict[str, Any]]:
     """
-    The records of ``history`` (:func:`update_history`, ``results`` included) for each task and algorithm of
-    ``results``, those holding its runs first (``shown``), then the earlier ones. ``looks`` counts the records that
-    hold any seed of those runs: 1 when the seeds were seen under one configuration and code version only, more when
-    the configuration or code changed after they were seen.
+    The records of ``history`` (:func:`update_history`, ``results`` included) for each task and algorithm of ``results``,
+    those holding its runs (``shown``) first. ``looks`` counts the records holding any seed of those runs: more than 1
+    when the configuration or code changed after the seeds were seen.
     """
     rows = []
     for env_id, algo in dict.fromkeys((r["env_id"], r["algo"]) for r in results):
@@ -353,7 +246,8 @@ def plot_curves(out: Path, results: Results, algos: Sequence[str], thresholds: M
     except ImportError:
         return print("matplotlib is not installed: no learning-curve plots (pip install 'sb3-gpg[plots]')")
     (out / "curves").mkdir(parents=True, exist_ok=True)
-    for env_id, task_curves in curves_frame(results).groupby("env_id"):
+    curves = pd.DataFrame([{k: r[k] for k in ("algo", "env_id", "seed")} | p for r in results for p in r["curve"]])
+    for env_id, task_curves in curves.groupby("env_id"):
         fig = Figure(figsize=(11, 4))
         axes = fig.subplots(1, 2, sharey=True)
         for algo, runs in ((a, task_curves[task_curves["algo"] == a]) for a in algos if a in set(task_curves["algo"])):
@@ -382,40 +276,39 @@ def reports(
     algos: Sequence[str],
     reps: int,
     command: str,
-    equal_time: Results = (),
+    equal: Results = (),
     history: Mapping[str, Any] | None = None,
 ) -> dict[str, Any]:
     """
-    The report files of a sweep by name, text or an object to write as JSON: ``results.json``/``.csv``, ``curves.csv``,
-    ``aggregate.json`` and ``benchmark.md`` (rl-zoo3's table, per-task details, the targets, the aggregates, the tasks),
-    and ``benchmark.md``'s main tables as ``tables/<name>.csv`` (``verdicts``, ``equal_time``, ``details``, ``targets``,
-    ``aggregate``), with the same cells.
+    The report files of a sweep by name, text or an object to write as JSON: ``results.csv`` (per seed),
+    ``aggregate.json``, ``benchmark.md`` and its main tables as ``tables/<name>.csv``, with the same cells.
 
     :param reps: bootstrap resamples
     :param command: command line, quoted in ``benchmark.md``
-    :param equal_time: GPG's runs trained for PPO's median training seconds (``benchmark.py --equal-time``): a section
-        of ``benchmark.md`` and ``equal_time`` in ``aggregate.json`` compare their final returns with PPO's
+    :param equal: GPG's runs trained for PPO's median training CPU seconds (``benchmark.py --equal-compute``; earlier
+        runs: wall-clock seconds), compared with PPO's in ``benchmark.md`` and ``aggregate.json``'s ``equal_compute``
     :param history: the folder's ``history.json`` (:func:`update_history`; empty for the first report): given, the
         files include it with ``results`` added, and ``benchmark.md`` a section of the looks at each task's runs
     """
-    agg, targets = aggregate(results, tasks, algos, reps), target_comparison(results, tasks, equal_time)
+    agg = aggregate(results, tasks, algos, reps)
     per_task = verdicts(results, tasks, reps)
-    at_ppo_time = verdicts([*equal_time, *(r for r in results if r["algo"] == "ppo")], tasks, reps) if equal_time else []
+    at_ppo_time = verdicts([*equal, *(r for r in results if r["algo"] == "ppo")], tasks, reps) if equal else []
     interval = lambda v: f"{v[0]:.1f} [{v[1]:.1f}, {v[2]:.1f}]" if abs(v[0]) >= 10 else f"{v[0]:.2f} [{v[1]:.2f}, {v[2]:.2f}]"  # noqa: E731
-    below = lambda v, n: "-" if v is None else f"{v}/{n}"  # noqa: E731
+    intervals = lambda v: [interval(v[k]) for k in ("gpg_iqm", "ppo_iqm", "normalized", "p_improvement")]  # noqa: E731
+    intervals_columns = "GPG IQM [95% CI]|PPO IQM [95% CI]|normalized [95% CI]|P(GPG > PPO) [95% CI]"
+    both = lambda v, key: f"{v[f'gpg_{key}']:.1f} / {v[f'ppo_{key}']:.1f}"  # noqa: E731
+    below = lambda v, a: "-" if v[f"{a}_below"] is None else f"{v[f'{a}_below']}/{v[f'{a}_seeds']}"  # noqa: E731
     verdicts_md = [
-        [v["env_id"], interval(v["gpg_iqm"]), interval(v["ppo_iqm"]), interval(v["normalized"]), interval(v["p_improvement"]),
-         f"{v['gpg_mean']:.1f} / {v['ppo_mean']:.1f}", f"{v['gpg_worst']:.1f} / {v['ppo_worst']:.1f}",
-         f"{below(v['gpg_below'], v['gpg_seeds'])} / {below(v['ppo_below'], v['ppo_seeds'])}", v["verdict"]]
+        [v["env_id"], *intervals(v), both(v, "mean"), both(v, "worst"), f"{below(v, 'gpg')} / {below(v, 'ppo')}", v["verdict"]]
         for v in per_task
-    ]  # fmt: skip
-    budgets = {t: (r["time_budget_s"], []) for r in equal_time for t in [r["env_id"]]}
-    for r in equal_time:
-        budgets[r["env_id"]][1].append(r["train_wall_s"])
+    ]
+    cpu = bool(equal) and all(r.get("cpu_budget_s") is not None for r in equal)  # else wall-clock budgets (earlier runs)
+    budget, spent = ("cpu_budget_s", "train_cpu_s") if cpu else ("time_budget_s", "train_wall_s")
+    budgets = {r["env_id"]: r[budget] for r in equal}
+    medians = {e: float(np.median([r[spent] for r in equal if r["env_id"] == e])) for e in budgets}
     equal_md = [
-        [v["env_id"], _fmt(budgets[v["env_id"]][0], "s"), _fmt(float(np.median(budgets[v["env_id"]][1])), "s"),
-         interval(v["gpg_iqm"]), interval(v["ppo_iqm"]), interval(v["normalized"]), interval(v["p_improvement"]),
-         f"{v['gpg_worst']:.1f} / {v['ppo_worst']:.1f}", v["verdict"]]
+        [v["env_id"], _fmt(budgets[v["env_id"]], "s"), _fmt(medians[v["env_id"]], "s"), *intervals(v), both(v, "worst"),
+         v["verdict"]]
         for v in at_ppo_time
     ]  # fmt: skip
     order, returns = {t.env_id: i for i, t in enumerate(tasks)}, [r["episode_returns"] for r in results]
@@ -439,20 +332,6 @@ def reports(
          ", ".join(sorted(set(g["code"]))), seed_list(g["seed"])]
         for (_, e, a, config), g in runs.fillna({"config": ""}).groupby(["order", "env_id", "algo", "config"])
     ]  # fmt: skip
-
-    def at_time(t: Mapping[str, Any]) -> list[str]:  # GPG at PPO's time, and where that figure comes from
-        done = "" if t["gpg_seeds_done_earlier"] is None else f", {t['gpg_seeds_done_earlier']} done"
-        score = t["at_ppo_time_normalized"]
-        return [f"{t['at_ppo_time_iqm']:.1f} ({_fmt(score, '.2f')}; {t['at_ppo_time_source']}{done})", _missed(score)]
-
-    targets_md = [
-        [t["env_id"], f"{t['final_iqm_gpg']:.1f} / {t['final_iqm_ppo']:.1f}", _fmt(t["normalized_iqm"], ".2f"),
-         f"{_fmt(t['gpg_stalled'], 'g')} / {_fmt(t['ppo_stalled'], 'g')}", _target(t), *at_time(t),
-         f"{_fmt(t['gpg_wall_to_ppo_final'], 's')} ({t['gpg_seeds_reaching_ppo_final']}/{t['gpg_seeds']}) / "
-         f"{_fmt(t['ppo_wall'], 's')}", _fmt(t["wall_ratio"], ".2f"),
-         f"{t['steps_per_s_ratio']:.2f}", f"{t['params_ratio']:.2f}", f"{t['peak_rss_ratio']:.3f}"]
-        for t in targets
-    ]  # fmt: skip
     estimates = [
         [f"{kind} {label}", name.replace(">", " > "), f"{p:.3f}", f"[{low:.3f}, {high:.3f}]"]
         for kind, key in (("IQM normalized", "iqm"), ("P(improvement),", "probability_of_improvement"))
@@ -469,8 +348,7 @@ def reports(
          f"{x['mean']:.1f}", f"{x['worst']:.1f}"]
         for x in looks_rows
     ]  # fmt: skip
-    looks_section = (
-        f"""
+    looks_section = f"""
 ## Looks: every configuration and code version shown
 
 Each configuration and code version whose runs a report of this folder has shown (`history.json`), by task and
@@ -479,29 +357,25 @@ configuration and code only, more that the configuration or the code changed aft
 keep the figures shown before (on their own seeds).
 
 {table(looks_md, "env|algo|looks|shown|configuration|config hash|code|seeds|runs|IQM|mean|worst")}"""
-        if history is not None
-        else ""
-    )
     details_columns = "env|algo|seeds|final return|AUC|threshold|steps to threshold|s to threshold|steps/s|train s|params"
     details_columns += "|peak RSS MiB|rollout %|updates %"
-    targets_columns = "env|final IQM|normalized|stalled|target|at PPO's time|time target|s to PPO's final / PPO's s|ratio"
-    targets_columns += "|steps/s ratio|params ratio|peak RSS ratio"
-    verdicts_columns = "env|GPG IQM [95% CI]|PPO IQM [95% CI]|normalized [95% CI]|P(GPG > PPO) [95% CI]|mean GPG / PPO"
-    verdicts_columns += "|worst GPG / PPO|below threshold GPG / PPO|verdict"
-    equal_columns = "env|PPO's median s|GPG's median s|GPG IQM [95% CI]|PPO IQM [95% CI]|normalized [95% CI]"
-    equal_columns += "|P(GPG > PPO) [95% CI]|worst GPG / PPO|verdict"
-    equal_section = (
-        f"""
-## GPG at PPO's training time
+    verdicts_columns = f"env|{intervals_columns}|mean GPG / PPO|worst GPG / PPO|below threshold GPG / PPO|verdict"
+    unit = "CPU s" if cpu else "s"
+    equal_columns = f"env|PPO's median {unit}|GPG's median {unit}|{intervals_columns}|worst GPG / PPO|verdict"
+    how = (
+        "training CPU seconds on the task (`benchmark.py --equal-compute`: the training process's CPU time, one torch "
+        "thread per run, evaluations excluded; PPO's from its runs of this report), its step budget that time at GPG's "
+        "median steps per CPU second"
+        if cpu
+        else "training wall-clock seconds on the task, its step budget that time at GPG's median steps per second"
+    )
+    equal_section = f"""
+## GPG at equal compute
 
-Each GPG seed trained again for PPO's median training seconds on the task (`benchmark.py --equal-time`; its step
-budget that time at GPG's median steps per second, so that schedules end near it). GPG's final return at that time
-against PPO's final return, as above.
+Each GPG seed trained again for PPO's median {how}, so that schedules end near it. GPG's final return then against
+PPO's final return, as above.
 
 {table(equal_md, equal_columns, 1)}"""
-        if equal_time
-        else ""
-    )
     text = f"""# GPG vs PPO (rl-zoo3)
 
 Command: `{command}`
@@ -513,7 +387,7 @@ Final return (deterministic evaluation after `n_timesteps` env steps). IQM: inte
 resampling both algorithms' runs. P(GPG > PPO): chance that a GPG run beats a PPO run (ties count half). Verdict:
 `win` if the interval of P(GPG > PPO) lies above 0.5, `loss` if below 0.5, else `parity`.
 
-{table(verdicts_md, verdicts_columns, 1)}{equal_section}
+{table(verdicts_md, verdicts_columns, 1)}{equal_section if equal else ""}
 ## Performance of trained agents (rl-zoo3 format)
 
 Deterministic evaluation after `n_timesteps` env steps, pooled over seeds (`eval_episodes` = seeds x episodes).
@@ -532,20 +406,7 @@ shares of training time from `on_rollout_start` to `on_rollout_end` and from the
 What made the runs: the configuration file and its entry, the hash of the entry's values, the code version (for GPG
 the package version and a hash of its sources; for PPO Stable-Baselines3's version) and the seeds.
 
-{table(configurations, "env|algo|configuration|config hash|code|seeds", 6)}{looks_section}
-## Against the targets (GPG / PPO per task)
-
-Targets: on every task GPG's normalized final-return IQM >= 1 (a random policy at 0, PPO's IQM at 1) with no stalled
-run, and GPG's return at PPO's training time >= PPO's final return. `stalled` (GPG / PPO): runs whose final return is no
-better than a random policy's. `target`: `met`, or by how much it is missed (`short by`: 1 - normalized; stalled runs).
-`at PPO's time`: IQM over GPG's seeds of the return after PPO's median training seconds, normalized as above: from the
-equal-time runs where the sweep made them (`--equal-time`), else from the full runs' evaluation curves (the last
-evaluation by then; `done`: seeds that had finished earlier, with their final return); `time target` as `target`.
-`s to PPO's final`: median over GPG's seeds of the training seconds to PPO's mean final return (k/n seeds got there) /
-PPO's median training seconds; `ratio`: their ratio. Ratios of means, GPG's over PPO's, each algorithm with its own
-configuration: steps per second, policy parameters, peak RSS.
-
-{table(targets_md, targets_columns, 1)}
+{table(configurations, "env|algo|configuration|config hash|code|seeds", 6)}{"" if history is None else looks_section}
 ## Aggregate over tasks
 
 {agg["method"]}. Normalized score: {agg["normalization"]} (tasks: {", ".join(agg["tasks_normalized"]) or "none"}).
@@ -555,21 +416,77 @@ P(X > Y): chance that a run of X beats a run of Y on the same task (ties count h
 ## Tasks
 
 {markdown(pd.DataFrame([vars(t) for t in tasks]).astype(object).fillna("none"), 1)}
-Learning curves: `curves/<env>.png`. Per-seed numbers: `results.csv`, `results.json`.
+Learning curves: `curves/<env>.png`. Per-seed numbers: `results.csv`; each run's curve and logs: its `result.json`.
 """
     files = {
-        "results.json": list(results),
         "results.csv": runs_frame(results).to_csv(index=False),
-        "curves.csv": curves_frame(results).astype(object).to_csv(index=False),
-        "aggregate.json": {**agg, "targets": targets, "verdicts": per_task, "equal_time": at_ppo_time},
+        "aggregate.json": {**agg, "verdicts": per_task, "equal_compute": at_ppo_time},
         "benchmark.md": text,
     }
     # The main tables also as CSV, cell for cell as in benchmark.md, for the documentation's csv-table directives.
-    tables = {"verdicts": (verdicts_md, verdicts_columns), "equal_time": (equal_md, equal_columns) if equal_time else None,
-              "details": (details, details_columns), "targets": (targets_md, targets_columns),
+    tables = {"verdicts": (verdicts_md, verdicts_columns), "equal_compute": (equal_md, equal_columns) if equal else None,
+              "details": (details, details_columns),
               "aggregate": (estimates, "metric|algo|estimate|95% CI")}  # fmt: skip
     files |= {f"tables/{name}.csv": frame(*t).to_csv(index=False) for name, t in tables.items() if t is not None}
     if history is not None:
         files["history.json"] = history
         files["aggregate.json"]["looks"] = {f"{x['algo']} {x['env_id']}": x["looks"] for x in looks_rows if x["shown"]}
     return files
+
+
+def study_report(study: Path, variants: Sequence[Mapping[str, Any]], tasks: Mapping[str, Any]) -> dict[str, str]:
+    """
+    A study's ``report.md`` and ``report.csv``: per task and variant, the finished runs of the variant's seeds, their
+    final returns, mean, IQM and worst, the normalized mean (a random policy 0, the variant's ``reference`` 1, on the
+    seeds both have), the runs at the study's ``floors`` (a task's return when every evaluation episode fails), the
+    means of the study's ``columns`` (``idle_fraction`` or keys of ``log_means``) and the code versions.
+
+    :param study: the study file (its ``question``, ``rule``, ``floors`` and ``columns`` are read)
+    :param variants: the study's variants (``benchmark.load_study``)
+    :param tasks: the tasks (``benchmark.Task``, for the random score) by env id
+    """
+    import yaml
+
+    meta = yaml.safe_load(study.read_text())
+    columns, floors = meta.get("columns", []), meta.get("floors", {})
+    runs = {}  # (variant, task) -> {seed: result}
+    for v in variants:
+        for task in v["tasks"]:
+            found = {s: Path(v["out"], "runs", v["algo"], task, f"seed{s}", "result.json") for s in v["seeds"]}
+            runs[v["name"], task] = {s: json.loads(p.read_text()) for s, p in found.items() if p.exists()}
+    rows = []
+    for task in tasks:
+        for v in variants:
+            if not (mine := runs.get((v["name"], task))):
+                continue
+            reference = runs.get((v["reference"], task), {}) if v.get("reference") else {}
+            common = sorted(set(mine) & set(reference))
+            finals = np.array([mine[s]["final_mean"] for s in sorted(mine)])
+            means = [float(np.mean([r[s]["final_mean"] for s in common])) for r in (mine, reference)] if common else []
+            score = normalized(means[0], tasks[task].random_score, means[1]) if common else None
+            extra = {c: np.mean([r.get(c, r["log_means"].get(c, np.nan)) or np.nan for r in mine.values()]) for c in columns}
+            rows.append(
+                {"task": task, "variant": v["name"], "algo": v["algo"], "seeds": seed_list(mine),
+                 "final returns": " ".join(f"{f:.1f}" for f in finals), "mean": finals.mean(), "IQM": iqm(finals),
+                 "worst": finals.min(), "reference": v.get("reference") or "-", "normalized": score,
+                 **({"at floor": int(np.sum(finals <= floors[task]))} if task in floors else {}), **extra,
+                 "code": ", ".join(sorted({r.get("provenance", {}).get("code", "unrecorded") for r in mine.values()}))}
+            )  # fmt: skip
+    table = pd.DataFrame(rows, columns=list(rows[0]) if rows else ["task", "variant", "mean", "IQM", "worst"])
+    shown = table.round(3).astype(object).fillna("-")
+    for name in ("mean", "IQM", "worst"):
+        shown[name] = table[name].map(lambda x: f"{x:.1f}")
+    if "at floor" in table:
+        shown["at floor"] = table["at floor"].map(lambda x: "-" if pd.isna(x) else f"{x:.0f}")
+    text = f"""# {meta.get("title", study.parent.name)}
+
+{meta.get("question", "").strip()}
+
+**Rule.** {meta.get("rule", "none written").strip()}
+
+Runs: `{study.parent.name}/<variant>/runs/<algo>/<task>/seed<seed>/result.json` (study file `{study.name}`); final
+return: the mean of the final deterministic evaluation's episodes. Written by `python scripts/benchmark.py --study
+{study.as_posix()} --report-only`.
+
+{markdown(shown, 4)}"""
+    return {"report.md": text, "report.csv": table.to_csv(index=False)}

@@ -1,35 +1,36 @@
 """
-GPG against SB3 PPO, through rl-zoo3.
+GPG against SB3 PPO, and studies of their variants, through rl-zoo3: each run a Ray task of one CPU.
 
-For every task, seed and algorithm, a subprocess trains the model rl-zoo3's ``ExperimentManager`` builds from
-``hyperparams/gpg.yml`` (GPG), rl-zoo3's ``ppo.yml`` (PPO) or ``--conf ALGO=FILE`` (``--conf ALGO:ENV=FILE``: for one
-task), by default with rl-zoo3's PPO budget of the task, with :class:`TimedEvaluation` attached; it then evaluates the
-policy on ``--eval-episodes`` fresh episodes and writes ``result.json`` atomically. A restarted sweep skips the runs
-whose result holds the same settings, and sweeps started on one ``--out`` split its runs (:func:`claim_run`).
-``bench_report.py`` writes the reports into ``--out``: ``results.csv``/``.json``, ``curves.csv``,
-``curves/<env>.png``, ``aggregate.json`` and ``benchmark.md``. Usage::
+Each run trains the model rl-zoo3's ``ExperimentManager`` builds from its configuration entry (``hyperparams/gpg.yml``,
+rl-zoo3's ``ppo.yml``, ``--conf ALGO[:ENV]=FILE`` or a study's variant), by default for rl-zoo3's PPO budget of the
+task, in a fresh subprocess on a Ray node (on this machine, ``--n-jobs`` CPUs, or a running cluster, ``--address``),
+then evaluates it. This script writes each run's ``result.json`` atomically, once; a restarted sweep skips the runs whose
+result holds the same settings and code, and Ray retries a run whose worker or node dies. ``bench_report.py`` writes
+the reports. Usage (docs: the page on sweeps and studies)::
 
     python scripts/benchmark.py --out benchmarks/gpg_vs_ppo --n-jobs 8
+    python scripts/benchmark.py --address auto --out benchmarks/gpg_vs_ppo      # a running Ray cluster
+    python scripts/benchmark.py --study benchmarks/branching/study.yml --variants h200-i100-m4
     python scripts/benchmark.py --smoke --out /tmp/smoke
-    python scripts/benchmark.py --conf gpg=variant.yml --out benchmarks/estimators/variant
 """
 
 import argparse
 import ast
 import contextlib
+import copy
 import csv
 import dataclasses
-import fcntl
 import hashlib
 import json
 import os
 import resource
-import shutil
 import signal
+import socket
 import subprocess
 import sys
+import tempfile
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from importlib import metadata, util
 from pathlib import Path
 from typing import Any
@@ -47,7 +48,8 @@ from stable_baselines3.common.vec_env import VecEnv, sync_envs_normalization
 
 from sb3_gpg.zoo import config_path, register
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))  # bench_report, imported by the sweep only: the workers'
+SCRIPTS = Path(__file__).resolve().parent
+sys.path.insert(0, str(SCRIPTS))  # bench_report, imported by the sweep only: the workers'
 # peak memory (a reported result) must not include pandas' and scipy's
 ALGOS = ("gpg", "ppo")
 DEFAULT_TASKS = (
@@ -62,6 +64,8 @@ SMOKE = {"tasks": ["CartPole-v1"], "seeds": [0], "n_timesteps": 3000, "eval_freq
 CURVE_SEED_OFFSET, FINAL_SEED_OFFSET = 20_000, 10_000  # evaluation envs' seeds (training envs: the run's seed)
 #: Settings that identify a run, with its configuration's entry and values: a result is reused only if they match.
 KEY = ("algo", "env_id", "seed", "n_timesteps", "eval_freq", "eval_episodes", "curve_episodes", "vec_env", "device")
+#: Evaluation options a study file may set (the command line's otherwise).
+STUDY_OPTIONS = ("eval_freq", "eval_episodes", "curve_episodes")
 
 
 def write_atomic(path: Path, data: Any) -> None:
@@ -111,6 +115,13 @@ def code_version(algo: str) -> dict[str, Any]:
     return {"code": code, "git_commit": git("rev-parse", "HEAD") or None, "git_dirty": bool(git("status", "--porcelain"))}
 
 
+def versions() -> dict[str, str]:
+    """The versions of Python and of the packages a run depends on, as installed where it runs."""
+    wanted = {"sb3-gpg", "stable-baselines3", "rl-zoo3", "torch", "gymnasium", "numpy", "mujoco", "box2d", "ray"}
+    found = {d.name: d.version for d in metadata.distributions() if d.name.lower().replace("_", "-") in wanted}
+    return found | {"python": sys.version.split()[0]}
+
+
 def config_hash(values: dict[str, Any]) -> str:
     """A short hash of a configuration entry's values (key order does not matter)."""
     return hashlib.sha256(json.dumps(values, sort_keys=True, default=str).encode()).hexdigest()[:12]
@@ -125,8 +136,7 @@ def curve_area(steps: Sequence[float], returns: Sequence[float], budget: float) 
     if x.size == 0:
         return float("nan")
     order, grid = np.argsort(x, kind="stable"), np.unique(np.concatenate([[0.0], x[x < budget], [float(budget)]]))
-    values = np.interp(grid, x[order], y[order])
-    return float(np.sum(np.diff(grid) * (values[1:] + values[:-1]) / 2.0) / budget)
+    return float(np.trapezoid(np.interp(grid, x[order], y[order]), grid) / budget)
 
 
 class TimedEvaluation(BaseCallback):
@@ -135,25 +145,42 @@ class TimedEvaluation(BaseCallback):
 
     Training seconds run from ``on_training_start`` to ``on_training_end``, evaluations excluded; of them, ``rollout``
     from ``on_rollout_start`` to ``on_rollout_end`` (env steps, inference, buffer, advantages), ``updates`` from there
-    to the next rollout (``train()``, logger dump), ``other`` the rest.
+    to the next rollout (``train()``, logger dump), ``other`` the rest. Training CPU seconds are the process's CPU time
+    (``time.process_time``: all its threads, user and system) over the same span, evaluations excluded: unlike
+    wall-clock, they do not grow when other processes load the machine.
 
     :param eval_env: evaluation VecEnv (``VecNormalize`` statistics copied from the training env), or ``None``
     :param eval_freq: env steps between evaluations (the first at step 0)
     :param n_episodes: deterministic episodes per evaluation
     :param budget: no evaluation is scheduled past this many env steps
+    :param cpu_budget: training stops after this many training CPU seconds (the runs of equal compute), if given
     """
 
-    def __init__(self, eval_env: VecEnv | None = None, eval_freq: int = 1, n_episodes: int = 1, budget: int = 0) -> None:
+    def __init__(
+        self,
+        eval_env: VecEnv | None = None,
+        eval_freq: int = 1,
+        n_episodes: int = 1,
+        budget: int = 0,
+        cpu_budget: float | None = None,
+    ) -> None:
         super().__init__()
         self.eval_env, self.eval_freq, self.n_episodes, self.budget = eval_env, eval_freq, n_episodes, budget
+        self.cpu_budget = cpu_budget
         self.curve: list[dict[str, Any]] = []
         self.seconds = {"rollout": 0.0, "updates": 0.0, "other": 0.0, "evaluation": 0.0}
         self.next_eval, self.phase, self.mark, self.start, self.end = 0, "other", 0.0, 0.0, 0.0
+        self.cpu_start, self.cpu_end, self.cpu_evaluation = 0.0, 0.0, 0.0
 
     @property
     def train_seconds(self) -> float:
         """Training seconds so far (all of them once training ended), evaluations excluded."""
         return (self.end or time.perf_counter()) - self.start - self.seconds["evaluation"]
+
+    @property
+    def train_cpu_seconds(self) -> float:
+        """Training CPU seconds so far (all of them once training ended), evaluations excluded."""
+        return (self.cpu_end or time.process_time()) - self.cpu_start - self.cpu_evaluation
 
     def evaluate(self, env: VecEnv, n_episodes: int, nominal: int | str) -> tuple[dict[str, Any], list[float], list[int]]:
         """
@@ -162,11 +189,12 @@ class TimedEvaluation(BaseCallback):
         :return: the curve point (``nominal``: the scheduled env step or ``"final"``; ``steps``; ``wall_s``: training
             seconds; ``mean``, ``std`` and number of ``episodes``), the episodes' returns and lengths
         """
-        start, wall = time.perf_counter(), self.train_seconds
+        start, cpu, wall = time.perf_counter(), time.process_time(), self.train_seconds
         sync_envs_normalization(self.model.get_env(), env)
         returns, lengths = evaluate_policy(self.model, env, n_episodes, deterministic=True, return_episode_rewards=True)
         if not self.end:  # during training: neither training time nor the running phase's
             self.seconds["evaluation"] += time.perf_counter() - start
+            self.cpu_evaluation += time.process_time() - cpu
             self.mark += time.perf_counter() - start
         stats = {"mean": float(np.mean(returns)), "std": float(np.std(returns)), "episodes": len(returns)}
         return {"nominal": nominal, "steps": int(self.model.num_timesteps), "wall_s": wall, **stats}, returns, lengths
@@ -178,6 +206,7 @@ class TimedEvaluation(BaseCallback):
 
     def _on_training_start(self) -> None:
         self.start = self.mark = time.perf_counter()
+        self.cpu_start = time.process_time()
         self._on_step()
 
     def _on_rollout_start(self) -> None:
@@ -187,30 +216,18 @@ class TimedEvaluation(BaseCallback):
         if self.eval_env is not None and self.next_eval <= min(self.model.num_timesteps, self.budget):
             self.curve.append(self.evaluate(self.eval_env, self.n_episodes, self.next_eval)[0])
             self.next_eval += self.eval_freq * (1 + (self.model.num_timesteps - self.next_eval) // self.eval_freq)
-        return True
+        return self.cpu_budget is None or self.train_cpu_seconds < self.cpu_budget
 
     def _on_rollout_end(self) -> None:
         self._switch("updates")
+        # Resident memory after every rollout, in the run's log: growth over a run would show a leak.
+        with contextlib.suppress(OSError):  # /proc: Linux
+            pages = int(Path("/proc/self/statm").read_text().split()[1])
+            self.logger.record("memory/rss_mib", pages * os.sysconf("SC_PAGE_SIZE") / 2**20)
 
     def _on_training_end(self) -> None:
         self._switch("other")
-        self.end = time.perf_counter()
-
-
-class StopAtTrainingSeconds(BaseCallback):
-    """
-    Stop training once ``timing`` has counted ``seconds`` of training (evaluations excluded): the equal-time runs.
-
-    :param timing: the run's :class:`TimedEvaluation`
-    :param seconds: training seconds allowed
-    """
-
-    def __init__(self, timing: TimedEvaluation, seconds: float) -> None:
-        super().__init__()
-        self.timing, self.seconds = timing, seconds
-
-    def _on_step(self) -> bool:
-        return self.timing.train_seconds < self.seconds
+        self.end, self.cpu_end = time.perf_counter(), time.process_time()
 
 
 @dataclasses.dataclass
@@ -301,7 +318,8 @@ def resolve_tasks(args: argparse.Namespace) -> list[Task]:
         threshold, threshold_source = gym.spec(env_id).reward_threshold, "env spec reward_threshold"
         if threshold is None:
             threshold, threshold_source = EXTRA_THRESHOLDS.get(env_id), "benchmark.py EXTRA_THRESHOLDS"
-        random = RANDOM_SCORES[env_id] if env_id in RANDOM_SCORES else random_score(env_id, 20)
+        known = RANDOM_SCORES | (getattr(args, "random_scores", None) or {})  # a study's own
+        random = known[env_id] if env_id in known else random_score(env_id, 20)
         eval_freq = args.eval_freq or max(1, budget // 20)
         tasks.append(Task(env_id, budget, source, eval_freq, threshold, threshold_source if threshold else "none", random))
     return tasks
@@ -313,7 +331,8 @@ def run_key(spec: dict[str, Any]) -> dict[str, Any]:
     :data:`KEY`, and its configuration's entry and values (not the file's path).
     """
     key = {**{name: spec[name] for name in KEY}, "config": {k: v for k, v in spec["config"].items() if k != "file"}}
-    return key | ({"time_budget_s": spec["time_budget_s"]} if spec.get("time_budget_s") is not None else {})
+    budgets = ("time_budget_s", "cpu_budget_s")  # wall-clock (earlier equal-time runs), CPU seconds (equal compute)
+    return key | {name: spec[name] for name in budgets if spec.get(name) is not None}
 
 
 def result_code(result: dict[str, Any]) -> str:
@@ -342,24 +361,29 @@ def mixed_code(results: Sequence[dict[str, Any]]) -> dict[str, list[str]]:
     return {algo: sorted(codes) for algo, codes in versions.items() if len(codes) > 1}
 
 
-def clear_run_dir(spec_file: Path) -> None:
+def log_curve(columns: dict[str, list[float]], steps: list[float], budget: int, periods: int = 20) -> dict[str, list]:
     """
-    Delete everything beside ``spec_file`` in its run folder: what an interrupted run, or a finished run of other
-    settings or code, left there. The worker calls it as the run starts, not the sweep as it plans: a sweep stopped
-    before a run's turn leaves that run's earlier result where it was.
+    The logged values summarised by period of training: each key's mean over the rows of each twentieth of the budget
+    (``None`` where it logged nothing), so that a result shows how a run's statistics moved without its log.
+
+    :param columns: the logged values of each row (NaN where a row does not log the key), by key
+    :param steps: ``time/total_timesteps`` of each row
     """
-    for path in spec_file.parent.iterdir():
-        if path != spec_file:
-            shutil.rmtree(path) if path.is_dir() else path.unlink()
+    period = np.minimum((np.asarray(steps) * periods) // max(budget, 1), periods - 1).astype(int)
+    curve: dict[str, list] = {}
+    for key, values in columns.items():
+        x = np.asarray(values, dtype=float)
+        means = [x[(period == p) & np.isfinite(x)] for p in range(periods)]
+        curve[key] = [round(float(m.mean()), 6) if m.size else None for m in means]
+    return curve
 
 
 def run_worker(spec_file: Path) -> None:
     """Train and evaluate one run with rl-zoo3's ``ExperimentManager``; its ``result.json`` goes beside ``spec_file``."""
-    clear_run_dir(spec_file)
     spec, run_dir, start_process = json.loads(spec_file.read_text()), spec_file.parent, time.perf_counter()
     rss = lambda who: resource.getrusage(who).ru_maxrss / (2**20 if sys.platform == "darwin" else 1024)  # noqa: E731  MiB
     register()
-    made_by = code_version(spec["algo"])  # as the run starts: the code it imported, the commit it was started from
+    made_by = code_version(spec["algo"]) | spec.get("git", {})  # the code it imports; the sweep's checkout
     th.set_num_threads(spec["torch_threads"])
     set_random_seed(spec["seed"])
     rss_imports = rss(resource.RUSAGE_SELF)
@@ -376,31 +400,30 @@ def run_worker(spec_file: Path) -> None:
     model.set_logger(logger := configure(str(run_dir), ["csv"]))
     curve_env = manager.create_envs(1, eval_env=True)
     curve_env.seed(CURVE_SEED_OFFSET + spec["seed"])
-    timing = TimedEvaluation(curve_env, spec["eval_freq"], spec["curve_episodes"], spec["n_timesteps"])
+    cpu_budget = spec.get("cpu_budget_s")
+    timing = TimedEvaluation(curve_env, spec["eval_freq"], spec["curve_episodes"], spec["n_timesteps"], cpu_budget)
     manager.callbacks.append(timing)
-    if spec.get("diagnostics") and spec["algo"] == "gpg":
-        from diagnostics import RolloutDiagnostics
-
-        manager.callbacks.append(RolloutDiagnostics(run_dir / "diagnostics.jsonl"))
-    if (time_budget := spec.get("time_budget_s")) is not None:
-        manager.callbacks.append(StopAtTrainingSeconds(timing, time_budget))
     setup_s = time.perf_counter() - setup_start
     manager.learn(model)
     logger.close()
-    out_of_time = time_budget is not None and timing.train_seconds >= time_budget
+    out_of_time = cpu_budget is not None and timing.train_cpu_seconds >= cpu_budget
     if model.num_timesteps < spec["n_timesteps"] and not out_of_time:  # rl-zoo3's learn() swallows KeyboardInterrupt
         raise SystemExit(f"training stopped at {model.num_timesteps} of {spec['n_timesteps']} env steps: no result written")
     final_env = manager.create_envs(1, eval_env=True)
     final_env.seed(FINAL_SEED_OFFSET + spec["seed"])
     final, returns, lengths = timing.evaluate(final_env, spec["eval_episodes"], "final")
-    curve, train_wall = [*timing.curve, final], timing.train_seconds
+    curve, train_wall, train_cpu = [*timing.curve, final], timing.train_seconds, timing.train_cpu_seconds
     crossing = next((p for p in curve if spec["threshold"] is not None and p["mean"] >= spec["threshold"]), {})
-    columns: dict[str, list[float]] = {}  # the logged values of progress.csv, finite numbers only
     with open(run_dir / "progress.csv", newline="") as file:
-        for key, value in (item for row in csv.DictReader(file) for item in row.items()):
+        rows = list(csv.DictReader(file))
+    columns: dict[str, list[float]] = {}  # the logged values of progress.csv by key, NaN where a row has none
+    for key in sorted({key for row in rows for key in row}):
+        for row in rows:
             with contextlib.suppress(TypeError, ValueError):
-                columns.setdefault(key, []).extend([float(value)] if np.isfinite(float(value)) else [])
-    logs = {key: float(np.mean(values)) for key, values in sorted(columns.items()) if values}
+                columns.setdefault(key, []).append(float(row.get(key) or "nan"))
+    logs = {key: float(np.nanmean(values)) for key, values in columns.items() if np.isfinite(values).any()}
+    steps = columns.get("time/total_timesteps", [0.0] * len(rows))
+    logged = {key: values for key, values in columns.items() if key in logs and not key.startswith("time/")}
     result = {
         "key": run_key(spec), "algo": spec["algo"], "env_id": spec["env_id"], "seed": spec["seed"],
         "n_timesteps": spec["n_timesteps"], "env_steps": int(model.num_timesteps), "final_mean": final["mean"],
@@ -410,172 +433,196 @@ def run_worker(spec_file: Path) -> None:
         "threshold": spec["threshold"], "threshold_steps": crossing.get("steps"), "threshold_wall_s": crossing.get("wall_s"),
         "train_wall_s": train_wall, "eval_wall_s": timing.seconds["evaluation"], "setup_s": setup_s,
         "process_wall_s": time.perf_counter() - start_process, "steps_per_s": model.num_timesteps / train_wall,
+        "train_cpu_s": train_cpu, "steps_per_cpu_s": model.num_timesteps / train_cpu,
         "time_s": {k: timing.seconds[k] for k in ("rollout", "updates", "other")},
         "params": sum(p.numel() for p in model.policy.parameters()), "peak_rss_mib": rss(resource.RUSAGE_SELF),
         "rss_imports_mib": rss_imports, "children_peak_rss_mib": rss(resource.RUSAGE_CHILDREN),
-        "idle_fraction": logs.get("rollout/idle_fraction"), "log_means": logs, "hyperparams_file": spec["config"]["file"],
+        "idle_fraction": logs.get("rollout/idle_fraction"), "log_means": logs,
+        "log_curve": log_curve(logged, steps, spec["n_timesteps"]), "hyperparams_file": spec["config"]["file"],
         "hyperparams_entry": spec["config"]["entry"], "hyperparams": {k: str(v) for k, v in saved_hyperparams.items()},
-        "torch_threads": spec["torch_threads"], "curve": curve, "time_budget_s": time_budget,
-        "provenance": {**made_by, "config_hash": config_hash(spec["config"]["values"])},
+        "torch_threads": spec["torch_threads"], "curve": curve, "cpu_budget_s": cpu_budget,
+        "provenance": {**made_by, "config_hash": config_hash(spec["config"]["values"]), "node": node(),
+                       "versions": versions()},
     }  # fmt: skip
     write_atomic(run_dir / "result.json", result)
 
 
+def node() -> dict[str, Any]:
+    """Where a run ran: the machine's name and, in a Ray task, the Ray node's id (set by :func:`run_task`)."""
+    return {"hostname": socket.gethostname(), "ray_node_id": os.environ.get("SB3_GPG_RAY_NODE")}
+
+
+def load_study(path: Path, names: Sequence[str] | None = None) -> list[dict[str, Any]]:
+    """
+    The variants of a study file (YAML; its format: the docs' page on sweeps and studies), each completed from the
+    study's defaults: ``name``, ``algo``, ``conf`` (a path or ``None``), ``unset``, ``set``, ``out`` (its folder),
+    ``tasks``, ``seeds``, ``reference`` and the study's evaluation options.
+
+    :param names: the variants to keep (default: all), in the file's order
+    """
+    study = yaml.safe_load(path.read_text())
+    variants = study.get("variants") or {}
+    if unknown := sorted(set(names or []) - set(variants)):
+        raise SystemExit(f"{path} has no variant {unknown[0]} (it has: {', '.join(variants)})")
+    loaded = []
+    for name, variant in variants.items():
+        if names and name not in names:
+            continue
+        if (algo := variant.get("algo", "gpg")) not in ALGOS:
+            raise SystemExit(f"{path}: variant {name}'s algo must be one of {', '.join(ALGOS)}")
+        loaded.append(
+            {
+                "name": name, "algo": algo, "conf": path.parent / variant["conf"] if "conf" in variant else None,
+                "unset": variant.get("unset", []), "set": variant.get("set", {}),
+                "out": path.parent / variant.get("folder", name), "tasks": variant.get("tasks", list(study["tasks"])),
+                "seeds": variant.get("seeds", study["seeds"]), "reference": variant.get("reference", study.get("reference")),
+                **{k: study[k] for k in STUDY_OPTIONS if k in study},
+            }
+        )  # fmt: skip
+    return loaded
+
+
+def variant_config(variant: dict[str, Any], env_id: str, conf: dict[str, str]) -> dict[str, Any]:
+    """A run's configuration: its variant's entry for ``env_id`` (:func:`zoo_entry`), values unset and set."""
+    conf = {variant["algo"]: str(variant["conf"])} if variant.get("conf") else conf
+    path, key, values = zoo_entry(variant["algo"], env_id, conf)
+    values = {k: v for k, v in values.items() if k not in variant.get("unset", [])} | copy.deepcopy(variant.get("set", {}))
+    return dict(file=str(path), entry=key, values=values)
+
+
 def plan_runs(args: argparse.Namespace, tasks: Sequence[Task], out: Path) -> list[dict[str, Any]]:
     """
-    The specification of every run, in ``out/runs/<algo>/<env>/seed<seed>``: task-major, then the algorithms' i-th
-    seeds in turn (``--algo-seeds`` gives an algorithm its own seeds), so that the algorithms' runs alternate and
-    whatever else loads the machine meanwhile hits both alike.
+    The specification of every run, in ``<variant's folder>/runs/<algo>/<env>/seed<seed>`` (``out`` for the plain
+    sweep's algorithms): task-major, then the variants' i-th seeds in turn (``--algo-seeds`` gives an algorithm its own
+    seeds), so that the variants' runs alternate and whatever else loads the machine meanwhile hits all alike.
     """
     common = {k: getattr(args, k) for k in ("eval_episodes", "curve_episodes", "vec_env", "device", "torch_threads")}
-    common["diagnostics"] = getattr(args, "diagnostics", False)
-    seeds = {algo: getattr(args, "algo_seeds", {}).get(algo, args.seeds) for algo in args.algos}
+    variants = getattr(args, "variants", None) or [
+        {"name": algo, "algo": algo, "out": out, "seeds": args.algo_seeds.get(algo, args.seeds)} for algo in args.algos
+    ]
     specs = []
     for task in tasks:
-        configs = {algo: zoo_entry(algo, task.env_id, args.conf) for algo in args.algos}
-        for i in range(max(map(len, seeds.values()))):
-            for algo, (path, entry, values) in configs.items():
-                if i >= len(seeds[algo]):
+        runs = [v for v in variants if task.env_id in v.get("tasks", [task.env_id])]
+        configs = [variant_config(v, task.env_id, args.conf) for v in runs]
+        for i in range(max((len(v["seeds"]) for v in runs), default=0)):
+            for variant, config in zip(runs, configs, strict=True):
+                if i >= len(variant["seeds"]):
                     continue
-                seed = seeds[algo][i]
-                config = dict(file=str(path), entry=entry, values=values)
-                spec = dict(common, algo=algo, env_id=task.env_id, seed=seed, n_timesteps=task.n_timesteps, config=config)
-                run_dir = out / "runs" / algo / task.env_id / f"seed{seed}"
-                specs.append(spec | dict(eval_freq=task.eval_freq, threshold=task.threshold, run_dir=str(run_dir)))
+                seed, algo = variant["seeds"][i], variant["algo"]
+                options = common | {k: variant[k] for k in STUDY_OPTIONS if k in variant}
+                eval_freq = options.pop("eval_freq", task.eval_freq)
+                spec = dict(options, algo=algo, env_id=task.env_id, seed=seed, n_timesteps=task.n_timesteps, config=config)
+                run_dir = Path(variant["out"]) / "runs" / algo / task.env_id / f"seed{seed}"
+                spec |= dict(eval_freq=eval_freq, threshold=task.threshold, run_dir=str(run_dir), variant=variant["name"])
+                specs.append(spec)
     return specs
 
 
-def plan_equal_time(specs: Sequence[dict[str, Any]], out: Path) -> list[dict[str, Any]]:
+def plan_equal_compute(specs: Sequence[dict[str, Any]], out: Path) -> list[dict[str, Any]]:
     """
-    GPG's equal-time runs, in ``out/runs/gpg-equal-time/<env>/seed<seed>``: for every task whose GPG and PPO runs of
-    ``specs`` have all finished, each GPG seed again, training for PPO's median training seconds on the task
-    (``time_budget_s``). Its step budget is that time at GPG's median steps per second in its own runs (so that
-    learning-rate schedules end near the time budget); training stops at whichever comes first.
+    GPG's runs of equal compute, in ``out/runs/gpg-equal-compute/<env>/seed<seed>``: for every task whose GPG and PPO
+    runs of ``specs`` have all finished, each GPG seed again, training for PPO's median training CPU seconds on the
+    task (``cpu_budget_s``; one torch thread per run). Its step budget is that CPU time at GPG's median steps per CPU
+    second in its own runs (so that learning-rate schedules end near it); training stops at whichever comes first.
     """
     planned = []
     for env_id in dict.fromkeys(spec["env_id"] for spec in specs):
         runs = {a: [spec for spec in specs if (spec["env_id"], spec["algo"]) == (env_id, a)] for a in ("gpg", "ppo")}
         results = {a: [finished_result(spec) for spec in runs[a]] for a in runs}
-        if not (runs["gpg"] and runs["ppo"]) or any(r is None for rs in results.values() for r in rs):
+        if not (runs["gpg"] and runs["ppo"]) or any(
+            r is None or "train_cpu_s" not in r for rs in results.values() for r in rs
+        ):
             continue
-        seconds = round(float(np.median([r["train_wall_s"] for r in results["ppo"]])), 1)
-        steps = int(np.median([r["steps_per_s"] for r in results["gpg"]]) * seconds)
+        seconds = round(float(np.median([r["train_cpu_s"] for r in results["ppo"]])), 1)
+        steps = int(np.median([r["steps_per_cpu_s"] for r in results["gpg"]]) * seconds)
         for spec in runs["gpg"]:
-            run_dir = out / "runs" / "gpg-equal-time" / env_id / f"seed{spec['seed']}"
-            timed = dict(n_timesteps=steps, eval_freq=max(1, steps // 20), time_budget_s=seconds, run_dir=str(run_dir))
+            run_dir = out / "runs" / "gpg-equal-compute" / env_id / f"seed{spec['seed']}"
+            timed = dict(n_timesteps=steps, eval_freq=max(1, steps // 20), cpu_budget_s=seconds, run_dir=str(run_dir))
             planned.append(spec | timed)
     return planned
 
 
-def claim_run(run_dir: Path) -> int | None:
+def run_task(spec: dict[str, Any]) -> dict[str, Any]:
     """
-    Claim a run folder for this process: an exclusive lock on the folder, held until the returned descriptor is
-    closed or the process ends (a killed sweep leaves no stale claim). Several sweeps started on one output folder
-    thereby split its runs instead of training one twice.
+    One run, as a Ray task: train it in a subprocess (:func:`run_worker`) in a temporary folder on this node.
 
-    :return: the descriptor holding the lock, or None if another process holds it
+    :return: ``result`` (the run's result, or ``None`` if its worker failed), ``returncode`` and ``log`` (the worker's
+        output, its last 200 lines)
     """
-    run_dir.mkdir(parents=True, exist_ok=True)
-    descriptor = os.open(run_dir, os.O_RDONLY)
-    try:
-        fcntl.flock(descriptor, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except BlockingIOError:
-        os.close(descriptor)
-        return None
-    return descriptor
+    import ray
+
+    threads = str(spec["torch_threads"])
+    env = {**os.environ, "OMP_NUM_THREADS": threads, "MKL_NUM_THREADS": threads, "MPLBACKEND": "Agg"}
+    env["SB3_GPG_RAY_NODE"] = ray.get_runtime_context().get_node_id()
+    with tempfile.TemporaryDirectory(prefix="sb3-gpg-run-") as folder:
+        write_atomic(spec_file := Path(folder, "spec.json"), spec)
+        with open(log := Path(folder, "worker.log"), "w") as file:
+            # This script as Ray's working_dir placed it on the node: the task's working directory.
+            command = [sys.executable, str(Path.cwd() / "benchmark.py"), "--worker", str(spec_file)]
+            returncode = subprocess.call(command, stdout=file, stderr=subprocess.STDOUT, cwd=folder, env=env)
+        result = Path(folder, "result.json")
+        text = "\n".join(log.read_text(errors="replace").splitlines()[-200:])
+        return {"result": json.loads(result.read_text()) if returncode == 0 else None, "returncode": returncode, "log": text}
 
 
-def run_jobs(
-    jobs: Sequence[tuple[list[str], Path]],
-    n_jobs: int,
-    on_finish: Callable,
-    env: dict[str, str],
-    may_start: Callable[[int], bool] = lambda index: True,
-) -> None:
+def start_ray(args: argparse.Namespace) -> Any:
+    """Start Ray on this machine with ``--n-jobs`` CPUs, or join the cluster at ``--address``; return the ``ray`` module."""
+    import ray
+
+    if not ray.is_initialized():
+        os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
+        where = {"address": args.address} if args.address else {"num_cpus": args.n_jobs, "include_dashboard": False}
+        # The runs' code goes to every node with the task (this folder, as Ray's working_dir); sb3-gpg and its
+        # dependencies must be installed there, as scripts/install.sh installs them (the result records its code).
+        ray.init(**where, runtime_env={"working_dir": str(SCRIPTS)}, log_to_driver=False, logging_level="warning")
+    return ray
+
+
+def execute(todo: Sequence[dict[str, Any]], n_specs: int, args: argparse.Namespace) -> list[str]:
     """
-    Run commands as subprocesses, ``n_jobs`` at a time, in order; on an exception the running ones are terminated.
-
-    :param jobs: ``(command, log file)`` pairs; each command runs in its log file's folder
-    :param n_jobs: most subprocesses at once
-    :param on_finish: called with the job's index and exit status when it ends
-    :param env: environment variables
-    :param may_start: called with a job's index when its turn comes; False skips the job
-    """
-    pending, running = list(enumerate(jobs)), {}
-    try:
-        while pending or running:
-            while pending and len(running) < n_jobs:
-                index, (command, log) = pending.pop(0)
-                if not may_start(index):
-                    continue
-                log.parent.mkdir(parents=True, exist_ok=True)
-                with open(log, "w") as file:
-                    running[subprocess.Popen(command, stdout=file, stderr=subprocess.STDOUT, cwd=log.parent, env=env)] = index
-            if not (done := [process for process in running if process.poll() is not None]):
-                time.sleep(0.1)
-            for process in done:
-                on_finish(running.pop(process), process.returncode)
-    finally:
-        for process in running:
-            process.terminate()
-        for process in running:
-            with contextlib.suppress(subprocess.TimeoutExpired):
-                process.wait(timeout=10)
-            process.kill()  # no-op once it has exited
-
-
-def execute(
-    todo: Sequence[dict[str, Any]], n_specs: int, args: argparse.Namespace, code: Callable[[str], str | None]
-) -> list[str]:
-    """
-    Run the workers of ``todo`` (``args.n_jobs`` at a time), printing each run's summary as it finishes.
+    Run ``todo`` as Ray tasks, writing each finished run's ``result.json`` and printing its summary as it comes.
 
     :param n_specs: the number of runs of the sweep, finished ones included (for the ``[k/n]`` counter)
-    :param code: an algorithm's current code version (None: any), as :func:`finished_result` takes it
     :return: the names of the runs that failed, then ``"interrupted"`` if the sweep was interrupted
     """
+    if not todo:
+        return []
+    ray = start_ray(args)
+    # max_retries: Ray reruns a task whose worker process or node died; a run that fails (its worker exits with an
+    # error) returns normally and is not retried.
+    task = ray.remote(num_cpus=1, max_retries=args.max_retries)(run_task)
+    pending = {task.remote(spec): spec for spec in todo}
     failures: list[str] = []
-    started, n_done, steps_done, steps_skipped = time.perf_counter(), n_specs - len(todo), 0, 0
+    started, n_done, steps_done = time.perf_counter(), n_specs - len(todo), 0
     steps_total = sum(s["n_timesteps"] for s in todo)
-    claims: dict[int, int] = {}
-
-    def may_start(index: int) -> bool:
-        # Another sweep on the same folder may be training this run, or have finished it since this one planned.
-        nonlocal n_done, steps_skipped
-        spec = todo[index]
-        if (claim := claim_run(Path(spec["run_dir"]))) is not None:
-            if finished_result(spec, code(spec["algo"])) is None:
-                claims[index] = claim  # the worker clears what an earlier run left beside spec.json (clear_run_dir)
-                write_atomic(Path(spec["run_dir"]) / "spec.json", spec)
-                return True
-            os.close(claim)
-        n_done, steps_skipped = n_done + 1, steps_skipped + spec["n_timesteps"]
-        print(f"[{n_done}/{n_specs}] {spec['algo']} {spec['env_id']} seed {spec['seed']}: left to another sweep", flush=True)
-        return False
-
-    def on_finish(index: int, returncode: int) -> None:
-        nonlocal n_done, steps_done
-        os.close(claims.pop(index))
-        spec, n_done, steps_done = todo[index], n_done + 1, steps_done + todo[index]["n_timesteps"]
-        name, elapsed = f"{spec['algo']} {spec['env_id']} seed {spec['seed']}", time.perf_counter() - started
-        left = steps_total - steps_done - steps_skipped
-        eta = elapsed * left / steps_done  # remaining steps at the rate so far
-        if (r := finished_result(spec) if returncode == 0 else None) is None:
-            failures.append(name)
-            print(f"[{n_done}/{n_specs}] FAILED {name} (exit {returncode}): see {spec['run_dir']}/worker.log", flush=True)
-        else:
+    signal.signal(signal.SIGTERM, signal.default_int_handler)  # SIGTERM stops the sweep like Ctrl-C
+    try:
+        while pending:
+            [ref], _ = ray.wait(list(pending), num_returns=1)
+            spec = pending.pop(ref)
+            name, n_done = f"{spec['algo']} {spec['env_id']} seed {spec['seed']}", n_done + 1
+            try:
+                done = ray.get(ref)
+            except ray.exceptions.RayError as error:  # the task's node or worker died more than --max-retries times
+                done = {"result": None, "returncode": None, "log": repr(error)}
+            run_dir = Path(spec["run_dir"])
+            run_dir.mkdir(parents=True, exist_ok=True)
+            write_atomic(run_dir / "worker.log", done["log"] + "\n")
+            steps_done += spec["n_timesteps"]
+            elapsed = time.perf_counter() - started
+            eta = elapsed * (steps_total - steps_done) / steps_done  # remaining steps at the rate so far
+            if (r := done["result"]) is None:
+                failures.append(name)
+                print(f"[{n_done}/{n_specs}] FAILED {name} (exit {done['returncode']}): see {run_dir}/worker.log", flush=True)
+                continue
+            write_atomic(run_dir / "result.json", r)
             summary = (
-                f"final {r['final_mean']:.1f} +/- {r['final_std']:.1f}, {r['env_steps']} steps, {r['train_wall_s']:.1f} s"
+                f"final {r['final_mean']:.1f} +/- {r['final_std']:.1f}, {r['env_steps']} steps, {r['train_cpu_s']:.1f} CPU s"
             )
             print(f"[{n_done}/{n_specs}] {name}: {summary} | elapsed {elapsed:.0f} s, ETA {eta:.0f} s", flush=True)
-
-    signal.signal(signal.SIGTERM, signal.default_int_handler)  # SIGTERM stops the sweep like Ctrl-C: no run looks finished
-    threads, worker = str(args.torch_threads), [sys.executable, str(Path(__file__).resolve()), "--worker"]
-    env = {**os.environ, "OMP_NUM_THREADS": threads, "MKL_NUM_THREADS": threads, "MPLBACKEND": "Agg"}
-    jobs = [([*worker, f"{s['run_dir']}/spec.json"], Path(s["run_dir"], "worker.log")) for s in todo]
-    try:
-        run_jobs(jobs, args.n_jobs, on_finish, env, may_start)
     except KeyboardInterrupt:
+        for ref in pending:
+            ray.cancel(ref, force=True)
         print("interrupted: the finished runs are kept; run the same command again to resume")
         failures.append("interrupted")
     return failures
@@ -583,43 +630,44 @@ def execute(
 
 def sweep(args: argparse.Namespace) -> int:
     """
-    Run (or resume) the sweep, or with ``--report-only`` only read the finished runs; then write the reports.
+    Run (or resume) the sweep or study, or with ``--report-only`` only read the finished runs; then write the reports.
 
     :return: exit status: 0, 1 if a run failed, 130 if interrupted
     """
     out, tasks = Path(args.out).resolve(), resolve_tasks(args)
     specs = plan_runs(args, tasks, out)
-    current = {algo: code_version(algo)["code"] for algo in args.algos}
+    current = {algo: code_version(algo)["code"] for algo in ALGOS}
     code = lambda algo: None if args.allow_mixed_code else current[algo]  # noqa: E731
     todo = [] if args.report_only else [spec for spec in specs if finished_result(spec, code(spec["algo"])) is None]
-    failures: list[str] = []
+    git = {k: v for k, v in code_version("ppo").items() if k != "code"}  # the checkout the sweep runs from
+    todo = [spec | {"git": git} for spec in todo]
     n_done = len(specs) - len(todo)
     if not args.report_only:
-        packages = {"sb3-gpg", "stable-baselines3", "rl-zoo3", "torch", "gymnasium", "numpy", "pandas", "mujoco", "box2d"}
-        versions = {d.name: d.version for d in metadata.distributions() if d.name.lower().replace("_", "-") in packages}
-        info = {"command": " ".join(sys.argv), "args": vars(args), "tasks": [vars(t) for t in tasks], "versions": versions}
-        write_atomic(out / "config.json", {**info, "python": sys.version, "cpus": os.cpu_count()})
-        print(
-            f"{len(specs)} runs: {n_done} finished earlier (skipped), {len(todo)} to run, {args.n_jobs} at a time, into {out}"
-        )
+        where = f"on the Ray cluster at {args.address}" if args.address else f"{args.n_jobs} at a time"
+        print(f"{len(specs)} runs: {n_done} finished earlier (skipped), {len(todo)} to run, {where}")
         for t in tasks:
             print(f"  {t.env_id}: {t.n_timesteps} steps ({t.budget_source}), evaluated every {t.eval_freq}")
-
-    failures += execute(todo, len(specs), args, code)
+    failures = execute(todo, len(specs), args)
     if failures and failures[-1] == "interrupted":
         return 130
-    equal_time: list[dict[str, Any]] = []
-    if args.equal_time and {"gpg", "ppo"} <= set(args.algos):
-        timed = plan_equal_time(specs, out)
+    equal: list[dict[str, Any]] = []
+    if args.equal_compute and {"gpg", "ppo"} <= set(args.algos) and not args.study:
+        timed = plan_equal_compute(specs, out)
         timed_todo = [] if args.report_only else [s for s in timed if finished_result(s, code("gpg")) is None]
         if timed_todo:
-            print(f"equal-time runs: {len(timed_todo)} of {len(timed)} to run (GPG for PPO's median training seconds)")
-        failures += execute(timed_todo, len(timed), args, code)
+            print(f"equal compute: {len(timed_todo)} of {len(timed)} runs to do (GPG for PPO's median CPU seconds)")
+        failures += execute(timed_todo, len(timed), args)
         if failures and failures[-1] == "interrupted":
             return 130
-        equal_time = [result for spec in timed if (result := finished_result(spec)) is not None]
+        equal = [result for spec in timed if (result := finished_result(spec)) is not None]
     import bench_report
 
+    if args.study:
+        study = Path(args.study)
+        for name, data in bench_report.study_report(study, args.variants, {t.env_id: t for t in tasks}).items():
+            write_atomic(study.parent / name, data)
+        print(f"report: {study.parent / 'report.md'}")
+        return 1 if failures else 0
     if not (results := [result for spec in specs if (result := finished_result(spec)) is not None]):
         return print("no finished runs: no report") or 1
     if (mixed := mixed_code(results)) and not args.allow_mixed_code:
@@ -631,7 +679,7 @@ def sweep(args: argparse.Namespace) -> int:
         return 1
     command = " ".join(["python", "scripts/benchmark.py", *sys.argv[1:]])
     history = json.loads((out / "history.json").read_text()) if (out / "history.json").exists() else {}
-    reports = bench_report.reports(results, tasks, args.algos, args.bootstrap_reps, command, equal_time, history)
+    reports = bench_report.reports(results, tasks, args.algos, args.bootstrap_reps, command, equal, history)
     for name, data in reports.items():
         write_atomic(out / name, data)
     bench_report.plot_curves(out, results, args.algos, {t.env_id: t.threshold for t in tasks})
@@ -654,11 +702,14 @@ def seed_range(text: str, parser: argparse.ArgumentParser) -> list[int]:
 
 
 def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
-    """Parse the command line (default: ``sys.argv[1:]``); with ``--smoke``, :data:`SMOKE` gives the defaults."""
+    """
+    Parse the command line (default: ``sys.argv[1:]``); with ``--smoke``, :data:`SMOKE` gives the defaults; with
+    ``--study``, the study file its tasks, seeds and variants (``--seeds`` and ``--tasks`` narrow them).
+    """
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     add = parser.add_argument
-    add("--tasks", nargs="+", default=DEFAULT_TASKS, help=f"Gymnasium ids (default: {' '.join(DEFAULT_TASKS)})")
-    add("--seeds", nargs="+", type=int, default=[0, 1, 2, 3, 4], help="seeds (default: 0 1 2 3 4)")
+    add("--tasks", nargs="+", help=f"Gymnasium ids (default: {' '.join(DEFAULT_TASKS)})")
+    add("--seeds", nargs="+", type=int, help="seeds (default: 0 1 2 3 4)")
     add("--algo-seeds", action="append", metavar="ALGO=FIRST-LAST", help="an algorithm's own seeds instead; repeatable")
     add("--algos", nargs="+", choices=ALGOS, default=list(ALGOS), help="algorithms (default: gpg ppo)")
     add(
@@ -667,26 +718,40 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
         metavar="ALGO[:ENV]=FILE",
         help="an algorithm's rl-zoo3 configuration file, or its file for one task (ppo:Hopper-v5=FILE); repeatable",
     )
+    add("--study", help="a study file (YAML): its variants, tasks and seeds; the report goes beside it")
+    add("--variants", nargs="+", help="with --study: these variants only")
     add("--n-timesteps", type=int, help="env-step budget of every task (default: rl-zoo3's PPO budget)")
     add("--budget", action="append", metavar="ENV=STEPS", help="env-step budget of one task; repeatable")
     add("--eval-freq", type=int, help="env steps between evaluations (default: budget / 20)")
     add("--eval-episodes", type=int, default=20, help="episodes of the final evaluation (default: 20)")
     add("--curve-episodes", type=int, default=10, help="episodes of each periodic evaluation (default: 10)")
     add("--out", default="benchmarks/gpg_vs_ppo", help="output folder (default: %(default)s; --smoke: benchmarks/smoke)")
-    add("--n-jobs", type=int, default=1, help="runs at once, one process each (default: 1)")
+    add("--n-jobs", type=int, default=1, help="CPUs of the Ray instance started on this machine: runs at once (default: 1)")
+    add("--address", help="join this running Ray cluster instead (auto, HOST:PORT or ray://HOST:PORT)")
+    add("--max-retries", type=int, default=3, help="reruns of a run whose worker or node dies (default: 3)")
     add("--smoke", action="store_true", help="tiny budget, seed 0, CartPole-v1 only")
     add("--vec-env", choices=("dummy", "subproc"), default="dummy", help="VecEnv of the runs")
     add("--device", default="cpu", help="torch device (default: cpu)")
     add("--torch-threads", type=int, default=1, help="torch threads per run (default: 1)")
     add("--bootstrap-reps", type=int, default=2000, help="bootstrap resamples of the aggregates")
     add("--report-only", action="store_true", help="rewrite the reports from the finished runs, run nothing")
-    add("--equal-time", action="store_true", help="then train GPG again for PPO's median training seconds per task")
+    add("--equal-compute", action="store_true", help="then train GPG again for PPO's median training CPU seconds per task")
     add("--allow-mixed-code", action="store_true", help="keep finished runs of other code versions and report them together")
-    add("--diagnostics", action="store_true", help="GPG runs write diagnostics.jsonl (scripts/diagnostics.py)")
     add("--worker", help=argparse.SUPPRESS)
     if (args := parser.parse_args(argv)).smoke:
         parser.set_defaults(**SMOKE, out="benchmarks/smoke")
         args = parser.parse_args(argv)
+    args.variants = load_study(Path(args.study), args.variants) if args.study else None
+    if args.study:
+        seeds, tasks = args.seeds, args.tasks  # narrow the study's
+        for variant in args.variants:
+            variant["seeds"] = [s for s in variant["seeds"] if seeds is None or s in seeds]
+            variant["tasks"] = [t for t in variant["tasks"] if tasks is None or t in tasks]
+        study = yaml.safe_load(Path(args.study).read_text())
+        args.tasks = [t for t in study["tasks"] if any(t in v["tasks"] for v in args.variants)]
+        args.budget = [*(args.budget or []), *(f"{t}={b}" for t, b in study["tasks"].items() if b and t in args.tasks)]
+        args.algos, args.random_scores = sorted({v["algo"] for v in args.variants}), study.get("random_scores")
+    args.tasks, args.seeds = args.tasks or list(DEFAULT_TASKS), args.seeds or [0, 1, 2, 3, 4]
     args.conf = parse_pairs(args.conf, "--conf", str)
     args.algo_seeds = {
         algo: seed_range(text, parser) for algo, text in parse_pairs(args.algo_seeds, "--algo-seeds", str).items()
@@ -702,6 +767,8 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
         k for k in ("n_jobs", "eval_episodes", "curve_episodes", "torch_threads", "bootstrap_reps") if vars(args)[k] < 1
     ]:
         parser.error(f"--{bad[0].replace('_', '-')} must be >= 1")
+    if args.equal_compute and args.vec_env == "subproc":
+        parser.error("--equal-compute counts the training process's CPU time: SubprocVecEnv's env processes escape it")
     return args
 
 

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Install sb3-gpg from this checkout into .venv (docs/guide/install.rst says more):
 #
-#     bash scripts/install.sh [EXTRAS]        # e.g. zoo (the default) or tests,zoo,plots,docs
+#     bash scripts/install.sh [EXTRAS]        # e.g. zoo (the default) or tests,zoo,plots,docs,cluster
 #
 # Creates .venv with python3 if it is absent (and keeps it if present), installs torch unless the
 # venv already has one, then `pip install -e ".[EXTRAS]"`. scripts/quickstart.sh and scripts/test.sh

@@ -3,11 +3,12 @@
 #
 #     bash scripts/test.sh [PYTEST ARGS]       # e.g. -m "not slow", or tests/test_gpg.py -x
 #
-# Installs into .venv with every extra (scripts/install.sh tests,zoo,plots,docs), starts the local
+# Installs into .venv with every extra (scripts/install.sh tests,zoo,plots,docs,cluster), starts the local
 # PostgreSQL server that the two multi-worker tuning tests need (.ci/postgres.sh), runs ruff, builds
 # the sdist and wheel and checks that PyPI can render their description (twine check), builds the
 # documentation with warnings as errors (sphinx-build -W), then `python -m pytest` with every tier
-# (slow and postgres included) and the arguments given.
+# (slow and postgres included: one test starts a two-node Ray cluster on 127.0.0.1 and stops it) and
+# the arguments given.
 #
 # PostgreSQL: SB3_GPG_PG_URL, if set, names a server of your own; otherwise .ci/postgres.sh (which
 # may apt-get install postgresql, said on stderr before it does) runs as root, or through
@@ -48,7 +49,7 @@ trap cleanup EXIT
 trap 'exit 130' INT
 trap 'exit 143' TERM
 
-bash scripts/install.sh tests,zoo,plots,docs
+bash scripts/install.sh tests,zoo,plots,docs,cluster
 . .venv/bin/activate
 
 if [ -n "${SB3_GPG_PG_URL:-}" ]; then

@@ -37,24 +37,13 @@ ROOT = Path(__file__).resolve().parent.parent
 
 
 def load_studies(journal: Path) -> list[optuna.Study]:
-    """
-    Every study of an Optuna journal file.
-
-    :param journal: Journal file (``.log``)
-    :return: the studies, in creation order
-    """
+    """Every study of an Optuna journal file (``.log``), in creation order."""
     storage = optuna.storages.JournalStorage(optuna.storages.journal.JournalFileBackend(str(journal)))
-    names = [summary.study_name for summary in optuna.get_all_study_summaries(storage)]
-    return [optuna.load_study(study_name=name, storage=storage) for name in names]
+    return [optuna.load_study(study_name=s.study_name, storage=storage) for s in optuna.get_all_study_summaries(storage)]
 
 
 def study_table(study: optuna.Study) -> pd.DataFrame:
-    """
-    One row per trial: number, state, value, seconds, then its parameters and user attributes.
-
-    :param study: Optuna study
-    :return: the table (``params_``/``user_attrs_`` prefixes dropped)
-    """
+    """One row per trial: number, state, value, seconds, then its parameters and user attributes (without prefixes)."""
     table = study.trials_dataframe(attrs=("number", "state", "value", "duration", "params", "user_attrs"))
     if "duration" in table:
         table["seconds"] = table.pop("duration").dt.total_seconds().round(1)
@@ -69,39 +58,25 @@ def _cell(value: object) -> str:
 
 
 def study_section(name: str, table: pd.DataFrame, top: int) -> str:
-    """
-    Markdown section of one study: trial counts by state, then its ``top`` complete trials by value.
-
-    :param name: Study name
-    :param table: :func:`study_table` of the study
-    :param top: How many of the best trials to list
-    :return: Markdown text
-    """
-    counts = table["state"].value_counts()
-    lines = [f"## {name}", "", ", ".join(f"{count} {state.lower()}" for state, count in counts.items()) + " trials.", ""]
+    """Markdown section ``name`` of a :func:`study_table`: trial counts by state, then the ``top`` best complete trials."""
+    counts = ", ".join(f"{count} {state.lower()}" for state, count in table["state"].value_counts().items())
+    lines = [f"## {name}", "", f"{counts} trials.", ""]
     complete = table[table["state"] == "COMPLETE"].sort_values("value", ascending=False).head(top)
     if complete.empty:
         return "\n".join([*lines, "No complete trial yet.", ""])
-    shown = complete.dropna(axis="columns", how="all").drop(columns=["state"])
-    shown = shown.map(_cell)
+    shown = complete.dropna(axis="columns", how="all").drop(columns=["state"]).map(_cell)
     return "\n".join([*lines, markdown(shown), ""])
 
 
 def trial_entry(study: optuna.Study, number: int, base: dict[str, Any]) -> dict[str, Any]:
     """
-    A ``gpg.yml`` entry with a trial's settings: ``base`` updated with what rl-zoo3's ``--trial-id`` would use.
-
-    :param study: Optuna study of the trial
-    :param number: Trial number
-    :param base: The task's entry (``n_timesteps``, ``normalize``, ``env_wrapper``, ...)
-    :return: the entry; ``policy_kwargs`` written as rl-zoo3 reads it (a string, activations as ``nn.<Name>``)
+    A ``gpg.yml`` entry with the settings of trial ``number``: ``base`` (the task's entry: ``n_timesteps``,
+    ``normalize``, ...) updated with what rl-zoo3's ``--trial-id`` would use, ``policy_kwargs`` written as rl-zoo3
+    reads it (a string, activations as ``nn.<Name>``).
     """
     entry = {**base, **convert_gpg_params(study.trials[number].params)}
     if isinstance(policy_kwargs := entry.get("policy_kwargs"), dict):
-        items = [
-            f"{key}=nn.{value.__name__}" if isinstance(value, type) else f"{key}={value!r}"
-            for key, value in policy_kwargs.items()
-        ]
+        items = (f"{k}=nn.{v.__name__}" if isinstance(v, type) else f"{k}={v!r}" for k, v in policy_kwargs.items())
         entry["policy_kwargs"] = f"dict({', '.join(items)})"
     return entry
 
@@ -121,34 +96,28 @@ def check_summary(folders: list[Path], seeds: list[int] | None = None) -> dict[s
         raise ValueError(f"{[str(f) for f in folders]} must hold finished runs of exactly one task")
     finals, threshold = [r["final_mean"] for r in results], results[0]["threshold"]
     return {
-        "runs": len(finals),
-        "seeds": sorted(r["seed"] for r in results),
-        "mean": float(sum(finals) / len(finals)),
-        "iqm": iqm(finals),
-        "threshold": threshold,
-        "below": sum(final < threshold for final in finals),
-    }
+        "runs": len(finals), "seeds": sorted(r["seed"] for r in results), "mean": float(sum(finals) / len(finals)),
+        "iqm": iqm(finals), "threshold": threshold, "below": sum(final < threshold for final in finals),
+    }  # fmt: skip
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--dir", type=Path, default=ROOT / "benchmarks" / "tuning", help="folder of the journal files")
-    parser.add_argument("--top", type=int, default=5, help="best complete trials listed per study")
-    parser.add_argument(
-        "--entry", nargs=3, metavar=("STUDY", "TRIAL", "ENV"), help="write a trial (a number, or best) as ENV's gpg.yml entry"
-    )
-    parser.add_argument("--out", type=Path, help="file of --entry (default: print it)")
-    parser.add_argument("--checks", nargs="+", metavar="LABEL=DIR[,DIR]", help="summarise benchmark output folders")
-    parser.add_argument("--seeds", nargs="+", type=int, help="seeds --checks keeps (default: all)")
+    add = parser.add_argument
+    add("--dir", type=Path, default=ROOT / "benchmarks" / "tuning", help="folder of the journal files")
+    add("--top", type=int, default=5, help="best complete trials listed per study")
+    add("--entry", nargs=3, metavar=("STUDY", "TRIAL", "ENV"), help="write a trial (a number, or best) as ENV's gpg.yml entry")
+    add("--out", type=Path, help="file of --entry (default: print it)")
+    add("--checks", nargs="+", metavar="LABEL=DIR[,DIR]", help="summarise benchmark output folders")
+    add("--seeds", nargs="+", type=int, help="seeds --checks keeps (default: all)")
     args = parser.parse_args()
     if args.checks:
         rows = []
         for check in args.checks:
             label, _, folders = check.rpartition("=")
             summary = check_summary([Path(folder) for folder in folders.split(",")], args.seeds)
-            seeds = f"{summary['seeds'][0]}-{summary['seeds'][-1]}"
-            row = [label or folders, summary["runs"], seeds, f"{summary['mean']:.1f}", f"{summary['iqm']:.1f}"]
-            rows.append([*row, f"{summary['below']} below {summary['threshold']}"])
+            seeds, below = f"{summary['seeds'][0]}-{summary['seeds'][-1]}", f"{summary['below']} below {summary['threshold']}"
+            rows.append([label or folders, summary["runs"], seeds, f"{summary['mean']:.1f}", f"{summary['iqm']:.1f}", below])
         print(markdown(pd.DataFrame(rows, columns=["check", "runs", "seeds", "mean", "IQM", "runs below threshold"])))
         return
     if args.entry:

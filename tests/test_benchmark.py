@@ -1,12 +1,11 @@
 """
-``scripts/benchmark.py`` and ``scripts/bench_report.py``: statistics, targets and reports checked by hand,
-resumption from committed results, the timing callback, and (slow) the smoke sweep in a subprocess.
+``scripts/benchmark.py`` and ``scripts/bench_report.py``: statistics and reports checked by hand, studies, resumption
+from committed results, the timing callback, and (slow) the smoke sweep on a local Ray instance in a subprocess.
 """
 
 import csv
 import io
 import json
-import os
 import subprocess
 import sys
 from pathlib import Path
@@ -66,63 +65,15 @@ def test_stratified_bootstrap() -> None:
     assert report.stratified_bootstrap(lambda s: s["a"].mean(), samples, 500) == [point, low, high]  # seeded
 
 
-def test_curve_area_and_return_at_time() -> None:
+def test_curve_area_and_log_curve() -> None:
     assert bench.curve_area([0, 50, 100], [0.0, 10.0, 10.0], 100) == pytest.approx(7.5)  # 250 + 500 over 100 steps
     assert bench.curve_area([0, 200], [0.0, 20.0], 100) == pytest.approx(5.0)  # a point past the budget interpolates
     assert bench.curve_area([50], [4.0], 100) == pytest.approx(4.0) and np.isnan(bench.curve_area([], [], 100))
-    curve = [{"wall_s": w, "mean": m} for w, m in ((0.0, 1.0), (1.0, 2.0), (2.0, 3.0))]
-    assert report.return_at_time(curve, 1.5) == 2.0 and report.return_at_time(curve, 1.0) == 2.0
-    assert report.return_at_time(curve, 10.0) == 3.0 and np.isnan(report.return_at_time(curve, -1.0))
+    # The logged values by period: rows at steps 0, 10, 60, 99 of a 100-step budget in 2 periods; NaN: not logged.
+    columns = {"train/kl": [1.0, 3.0, 5.0, float("nan")], "gpg/x": [float("nan")] * 2 + [2.0, 4.0]}
+    assert bench.log_curve(columns, [0, 10, 60, 99], 100, periods=2) == {"train/kl": [2.0, 5.0], "gpg/x": [None, 3.0]}
+    assert bench.log_curve({"a": [7.0]}, [150], 100, periods=4) == {"a": [None, None, None, 7.0]}  # past the budget
     assert report.normalized(60.0, 20.0, 100.0) == pytest.approx(0.5) and report.normalized(1.0, 2.0, 2.0) is None
-
-
-def test_target_comparison_by_hand() -> None:
-    results = [
-        run("ppo", 0, 100.0, [(0.0, 10.0), (10.0, 100.0)], 10.0, 1000.0),
-        run("ppo", 1, 200.0, [(0.0, 10.0), (30.0, 200.0)], 30.0, 1000.0),
-        # PPO's final return is 150 (IQM 150), its median training time 20 s: GPG seed 0 reaches 150 at 2 s,
-        # seed 1 at 6 s, seed 2 never; at 20 s they have finished, with 160, 170 and 100.
-        run("gpg", 0, 160.0, [(0.0, 10.0), (2.0, 150.0), (4.0, 160.0)], 4.0, 3000.0),
-        run("gpg", 1, 170.0, [(0.0, 10.0), (3.0, 149.0), (6.0, 170.0)], 6.0, 2000.0),
-        run("gpg", 2, 100.0, [(0.0, 10.0), (5.0, 100.0)], 5.0, 1000.0),
-    ]
-    (row,) = report.target_comparison(results, [TASK])
-    assert row["ppo_final"] == pytest.approx(150.0) and row["ppo_wall"] == pytest.approx(20.0)
-    assert row["gpg_wall_to_ppo_final"] == pytest.approx(6.0) and row["gpg_seeds_reaching_ppo_final"] == 2
-    assert row["wall_ratio"] == pytest.approx(0.3) and row["steps_per_s_ratio"] == pytest.approx(2.0)
-    assert row["params_ratio"] == pytest.approx(0.5) and row["peak_rss_ratio"] == pytest.approx(0.75)
-    assert row["final_iqm_gpg"] == pytest.approx(430.0 / 3) and row["final_iqm_ppo"] == pytest.approx(150.0)
-    assert row["normalized_iqm"] == pytest.approx((430.0 / 3 - 20.0) / (150.0 - 20.0))  # random 20 -> 0, PPO -> 1
-    assert row["at_ppo_time_iqm"] == pytest.approx(430.0 / 3) and row["gpg_seeds_done_earlier"] == 3
-    assert (row["at_ppo_time_source"], row["time_target_met"], row["time_shortfall"]) == ("curves", False, row["shortfall"])
-    # Below PPO (0.95), no run at or below the random policy's 20: missed by 0.05, nothing stalled.
-    assert (row["gpg_stalled"], row["ppo_stalled"], row["target_met"]) == (0, 0, False)
-    assert row["shortfall"] == pytest.approx(1 - (430.0 / 3 - 20.0) / 130.0) and report._target(row) == "short by 0.05"
-    # A gap that rounds to 0.00 is still stated as a miss, to one significant digit.
-    assert report._missed(0.998) == "short by 0.002" and report._missed(1.0) == "met"
-    stalled = [*results[:4], {**results[4], "final_mean": 20.0}, run("gpg", 3, 900.0, [], 5.0, 1.0)]  # IQM 165 now
-    (row,) = report.target_comparison(stalled, [TASK])
-    assert (row["gpg_stalled"], row["shortfall"], row["target_met"], report._target(row)) == (1, 0.0, False, "1 stalled")
-    assert report._target({**row, "gpg_stalled": 0, "target_met": True}) == "met"
-    unknown = bench.Task("CartPole-v1", 100, "test", 10, 475.0, "test", None)  # no random score: neither defined
-    (row,) = report.target_comparison(results, [unknown])
-    assert (row["gpg_stalled"], row["shortfall"], row["target_met"], report._target(row)) == (None, None, False, "undefined")
-    # Equal wall-clock when PPO is faster (median 3.5 s): GPG's last evaluations by then are 150, 149 and 10.
-    for r, wall in zip(results[:2], (3.0, 4.0), strict=True):
-        r["train_wall_s"] = wall
-    (row,) = report.target_comparison(results, [TASK])
-    assert row["at_ppo_time_iqm"] == pytest.approx(309.0 / 3) and row["gpg_seeds_done_earlier"] == 0
-    assert row["at_ppo_time_normalized"] == pytest.approx((309.0 / 3 - 20.0) / 130.0)
-    # GPG's equal-time runs, where the sweep made them, replace the curves: 180 and 200 at PPO's time, IQM 190.
-    timed = [run("gpg", s, x, [], 3.5, 1.0, time_budget_s=3.5) for s, x in ((0, 180.0), (1, 200.0))]
-    (row,) = report.target_comparison(results, [TASK], timed)
-    assert (row["at_ppo_time_iqm"], row["gpg_seeds_done_earlier"]) == (190.0, None)
-    assert row["at_ppo_time_source"] == "equal-time runs"
-    assert row["at_ppo_time_normalized"] == pytest.approx(170.0 / 130.0) and row["time_target_met"]
-    results[3]["curve"][-1]["mean"] = 140.0  # two of three seeds never get there: "not reached"
-    (row,) = report.target_comparison(results, [TASK])
-    assert row["gpg_wall_to_ppo_final"] is None and row["wall_ratio"] is None
-    assert report.target_comparison([r for r in results if r["algo"] == "gpg"], [TASK]) == []
 
 
 def test_verdicts_from_intervals() -> None:
@@ -165,43 +116,43 @@ def test_reports_keep_the_columns_and_read_both_result_versions() -> None:
     rows = list(csv.DictReader(io.StringIO(files["results.csv"])))
     before = """algo env_id seed n_timesteps env_steps final_mean final_std eval_episodes eval_timesteps auc threshold
     threshold_steps threshold_wall_s train_wall_s eval_wall_s setup_s steps_per_s params peak_rss_mib rss_imports_mib
-    children_peak_rss_mib idle_fraction time_env_s time_inference_s time_advantages_s time_updates_s time_other_s""".split()
-    # the columns results.csv had before the rewrite, then the rollout's time and what made the run
-    assert list(rows[0]) == [*before, "time_rollout_s", "code", "git_commit", "config", "config_hash"]
+    children_peak_rss_mib""".split()
+    times = "time_env_s time_inference_s time_advantages_s time_updates_s time_other_s time_rollout_s".split()
+    # the columns results.csv had before, then the CPU seconds, the times and what made the run
+    cpu = ["idle_fraction", "train_cpu_s", "steps_per_cpu_s", "cpu_budget_s"]
+    assert list(rows[0]) == [*before, *cpu, *times, "code", "git_commit", "config", "config_hash"]
     assert (rows[0]["code"], rows[0]["config"]) == ("unrecorded", "")
     assert [rows[1][c] for c in ("code", "git_commit", "config", "config_hash")] == [
         "stable-baselines3 2.9.2", "abc", "rl-zoo3 ppo.yml [CartPole-v1]", "123"
     ]  # fmt: skip
     assert rows[0]["time_updates_s"] == "2.0" and rows[0]["time_rollout_s"] == "" and rows[1]["time_env_s"] == ""
     assert rows[1]["time_rollout_s"] == "6.0" and rows[0]["threshold_steps"] == "" and rows[0]["seed"] == "0"
-    assert len(list(csv.DictReader(io.StringIO(files["curves.csv"])))) == 4
+    assert "curves.csv" not in files and "results.json" not in files  # each run's data stays in its result.json
     markdown = files["benchmark.md"]
     assert "|gpg|CartPole-v1|160.000|0.000|0.1k|10|1|" in markdown and "|ppo|CartPole-v1|100.000|" in markdown
     assert "|CartPole-v1|gpg|1|160.0 +/- 0.0|80.0|475|not reached (0/1)|not reached|3000|5|50|300|-|40|" in markdown
     assert "|CartPole-v1|ppo|1|100.0 +/- 0.0|50.0|475|not reached (0/1)|not reached|1000|10|100|400|60|35|" in markdown
     assert "|CartPole-v1|gpg|unrecorded|-|unrecorded|0|" in markdown
     assert "|CartPole-v1|ppo|rl-zoo3 ppo.yml [CartPole-v1]|123|stable-baselines3 2.9.2|0|" in markdown
-    assert report.seed_list([12, 10, 11, 3, 5, 4, 0]) == "0, 3-5, 10-12"
-    # Against the targets: normalized (160 - 20) / (100 - 20); GPG finished (5 s) before PPO's 10 s.
-    targets_row = "|CartPole-v1|160.0 / 100.0|1.75|0 / 0|met|160.0 (1.75; curves, 1 done)|met|4 (1/1) / 10|0.40|3.00|0.50"
-    assert targets_row in markdown
-    # With equal-time runs, GPG at PPO's time comes from them: 60 at 10 s, normalized (60 - 20) / (100 - 20).
-    timed = [run("gpg", 0, 60.0, [(0.0, 10.0), (10.0, 60.0)], 10.0, 3000.0, time_budget_s=10.0)]
-    timed_files = report.reports(results, [TASK], ["gpg", "ppo"], 20, "cmd", timed)
-    timed_md = timed_files["benchmark.md"]
-    assert "|CartPole-v1|160.0 / 100.0|1.75|0 / 0|met|60.0 (0.50; equal-time runs)|short by 0.50|" in timed_md
-    assert "|CartPole-v1|10|10|60.0 [60.0, 60.0]|100.0 [100.0, 100.0]|0.50 [0.50, 0.50]|0.00 [0.00, 0.00]|" in timed_md
-    # The main tables as CSV too, cell for cell (the documentation's csv-tables); equal_time only with such runs.
-    assert sorted(n for n in timed_files if n.startswith("tables/")) == [
-        f"tables/{name}.csv" for name in ("aggregate", "details", "equal_time", "targets", "verdicts")
+    assert report.seed_list([12, 10, 11, 3, 5, 4, 0]) == "0, 3-5, 10-12" and "Against the targets" not in markdown
+    # With runs of equal compute: GPG's 60 in PPO's 8 CPU seconds, normalized (60 - 20) / (100 - 20).
+    equal = [run("gpg", 0, 60.0, [(0.0, 10.0)], 9.0, 3000.0, cpu_budget_s=8.0, train_cpu_s=8.0)]
+    equal_files = report.reports(results, [TASK], ["gpg", "ppo"], 20, "cmd", equal)
+    equal_md = equal_files["benchmark.md"]
+    assert "|CartPole-v1|8|8|60.0 [60.0, 60.0]|100.0 [100.0, 100.0]|0.50 [0.50, 0.50]|0.00 [0.00, 0.00]|" in equal_md
+    assert "PPO's median CPU s" in equal_md and "training CPU seconds" in equal_md
+    # The main tables also as CSV, cell for cell (the documentation's csv-tables); equal_compute only with such runs.
+    assert sorted(n for n in equal_files if n.startswith("tables/")) == [
+        f"tables/{name}.csv" for name in ("aggregate", "details", "equal_compute", "verdicts")
     ]
-    assert "tables/equal_time.csv" not in files
-    (equal_row,) = csv.DictReader(io.StringIO(timed_files["tables/equal_time.csv"]))
+    assert "tables/equal_compute.csv" not in files
+    (equal_row,) = csv.DictReader(io.StringIO(equal_files["tables/equal_compute.csv"]))
     assert equal_row["normalized [95% CI]"] == "0.50 [0.50, 0.50]" and equal_row["env"] == "CartPole-v1"
-    (target_row,) = csv.DictReader(io.StringIO(files["tables/targets.csv"]))
-    assert "|".join(["", *target_row.values(), ""]).startswith(targets_row)
+    # Earlier equal-time runs (wall-clock budgets, no CPU seconds) stay readable, labelled in seconds.
+    timed = [run("gpg", 0, 60.0, [(0.0, 10.0)], 10.0, 3000.0, time_budget_s=10.0)]
+    timed_md = report.reports(results, [TASK], ["gpg", "ppo"], 20, "cmd", timed)["benchmark.md"]
+    assert "|CartPole-v1|10|10|60.0 [60.0, 60.0]|" in timed_md and "PPO's median s|" in timed_md
     assert files["aggregate.json"]["probability_of_improvement"]["final"]["gpg>ppo"] == [1.0, 1.0, 1.0]
-    assert json.loads(json.dumps(files["aggregate.json"]["targets"]))[0]["normalized_iqm"] == pytest.approx(1.75)
 
 
 def test_history_keeps_what_was_shown_and_counts_the_looks() -> None:
@@ -286,17 +237,6 @@ def test_code_versions_decide_reuse_and_reports(tmp_path: Path) -> None:
     assert bench.code_version("gpg")["code"].startswith("sb3-gpg ")
 
 
-def test_a_stale_run_is_cleared_only_when_its_worker_starts(tmp_path: Path) -> None:
-    # What a run of other settings left (its result, logs, rl-zoo3's folder) goes when the new run starts, and only the
-    # new spec stays: until then the earlier result is where it was.
-    run_dir = tmp_path / "runs" / "ppo" / "CartPole-v1" / "seed0"
-    (run_dir / "zoo" / "ppo").mkdir(parents=True)
-    for name in ("result.json", "progress.csv", "zoo/ppo/0.monitor.csv", "spec.json"):
-        (run_dir / name).write_text(name)
-    bench.clear_run_dir(run_dir / "spec.json")
-    assert [p.name for p in run_dir.iterdir()] == ["spec.json"] and (run_dir / "spec.json").read_text() == "spec.json"
-
-
 def test_algorithms_with_their_own_seeds_alternate(tmp_path: Path) -> None:
     args = bench.parse_args(["--tasks", "CartPole-v1", "--algo-seeds", "gpg=10-12", "--algo-seeds", "ppo=0,1", "--out", "x"])
     planned = bench.plan_runs(args, bench.resolve_tasks(args), tmp_path)
@@ -307,25 +247,86 @@ def test_algorithms_with_their_own_seeds_alternate(tmp_path: Path) -> None:
             bench.parse_args(bad)
 
 
-def test_equal_time_runs_take_ppos_median_seconds(tmp_path: Path) -> None:
-    # PPO's runs took 10, 30 and 20 training seconds; GPG's ran 100 and 300 steps/s: GPG trains again for 20 s,
-    # with a step budget of 20 s at its median rate (200 steps/s), in its own folder; the key holds the time budget.
+def test_equal_compute_runs_take_ppos_median_cpu_seconds(tmp_path: Path) -> None:
+    # PPO's runs took 10, 30 and 20 training CPU seconds; GPG's ran 100 and 300 steps per CPU second: GPG trains again
+    # for 20 CPU s, with a step budget of 20 s at its median rate (200 steps/s), in its own folder; the key holds it.
     args = bench.parse_args(["--tasks", "CartPole-v1", "--algo-seeds", "gpg=10,11", "--algo-seeds", "ppo=0-2", "--out", "x"])
     specs = bench.plan_runs(args, bench.resolve_tasks(args), tmp_path)
-    assert bench.plan_equal_time(specs, tmp_path) == []  # nothing finished yet
+    assert bench.plan_equal_compute(specs, tmp_path) == []  # nothing finished yet
     rates, seconds = iter([100.0, 300.0]), iter([10.0, 30.0, 20.0])
     for spec in specs:
-        result = {"key": bench.run_key(spec), "algo": spec["algo"], "train_wall_s": 99.0, "steps_per_s": 1.0}
-        result |= {"steps_per_s": next(rates)} if spec["algo"] == "gpg" else {"train_wall_s": next(seconds)}
+        result = {"key": bench.run_key(spec), "algo": spec["algo"], "train_cpu_s": 99.0, "steps_per_cpu_s": 1.0}
+        result |= {"steps_per_cpu_s": next(rates)} if spec["algo"] == "gpg" else {"train_cpu_s": next(seconds)}
         Path(spec["run_dir"]).mkdir(parents=True)
         (Path(spec["run_dir"]) / "result.json").write_text(json.dumps(result))
-    timed = bench.plan_equal_time(specs, tmp_path)
-    assert [(t["seed"], t["time_budget_s"], t["n_timesteps"], t["eval_freq"]) for t in timed] == [
+    timed = bench.plan_equal_compute(specs, tmp_path)
+    assert [(t["seed"], t["cpu_budget_s"], t["n_timesteps"], t["eval_freq"]) for t in timed] == [
         (10, 20.0, 4000, 200),
         (11, 20.0, 4000, 200),
     ]
-    assert timed[0]["run_dir"] == str(tmp_path / "runs" / "gpg-equal-time" / "CartPole-v1" / "seed10")
-    assert bench.run_key(timed[0])["time_budget_s"] == 20.0 and "time_budget_s" not in bench.run_key(specs[0])
+    assert timed[0]["run_dir"] == str(tmp_path / "runs" / "gpg-equal-compute" / "CartPole-v1" / "seed10")
+    assert bench.run_key(timed[0])["cpu_budget_s"] == 20.0 and "cpu_budget_s" not in bench.run_key(specs[0])
+    # Runs made before CPU seconds were recorded give no CPU budget: the task waits for runs that have them.
+    result = json.loads((Path(specs[1]["run_dir"]) / "result.json").read_text())
+    (Path(specs[1]["run_dir"]) / "result.json").write_text(json.dumps({k: v for k, v in result.items() if k != "train_cpu_s"}))
+    assert bench.plan_equal_compute(specs, tmp_path) == []
+    with pytest.raises(SystemExit):
+        bench.parse_args(["--equal-compute", "--vec-env", "subproc"])
+
+
+def test_a_study_plans_its_variants_in_their_folders(tmp_path: Path) -> None:
+    (tmp_path / "variant.yml").write_text("CartPole-v1:\n  n_envs: 4\n  baseline: knn\n  gamma: 0.9\ndefault:\n  n_envs: 1\n")
+    study = tmp_path / "study.yml"
+    study.write_text(
+        "question: q\nrule: r\ntasks: {CartPole-v1: 2000, Acrobot-v1: null}\nseeds: [100, 101]\ncurve_episodes: 3\n"
+        "variants:\n"
+        "  ppo: {algo: ppo, tasks: [CartPole-v1]}\n"
+        "  cand: {conf: variant.yml, unset: [baseline], set: {gamma: 0.95}, folder: sub/cand, seeds: [100], reference: ppo}\n"
+    )
+    args = bench.parse_args(["--study", str(study)])
+    assert [v["name"] for v in args.variants] == ["ppo", "cand"] and args.algos == ["gpg", "ppo"]
+    tasks = bench.resolve_tasks(args)
+    assert [(t.env_id, t.n_timesteps) for t in tasks] == [("CartPole-v1", 2000), ("Acrobot-v1", 1_000_000)]
+    specs = bench.plan_runs(args, tasks, tmp_path / "unused")
+    # Task-major, the variants' seeds in turn; each in its variant's folder, with the study's evaluation options.
+    assert [(s["env_id"], s["variant"], s["seed"]) for s in specs] == [
+        ("CartPole-v1", "ppo", 100), ("CartPole-v1", "cand", 100), ("CartPole-v1", "ppo", 101), ("Acrobot-v1", "cand", 100)
+    ]  # fmt: skip
+    cand = specs[1]
+    assert cand["run_dir"] == str(tmp_path / "sub" / "cand" / "runs" / "gpg" / "CartPole-v1" / "seed100")
+    assert cand["config"]["values"] == {"n_envs": 4, "gamma": 0.95} and cand["curve_episodes"] == 3
+    assert specs[-1]["config"]["entry"] == "default"  # variant.yml has no Acrobot-v1 entry: rl-zoo3's fallback
+    assert specs[-1]["config"]["values"] == {"n_envs": 1, "gamma": 0.95}
+    assert specs[0]["config"]["entry"] == "CartPole-v1" and specs[0]["eval_freq"] == 100
+    narrowed = bench.parse_args(["--study", str(study), "--variants", "cand", "--seeds", "101"])
+    assert bench.plan_runs(narrowed, bench.resolve_tasks(narrowed), tmp_path) == []  # cand runs seed 100 only
+    with pytest.raises(SystemExit, match="no variant"):
+        bench.parse_args(["--study", str(study), "--variants", "nope"])
+
+
+def test_a_studys_report_by_hand(tmp_path: Path) -> None:
+    study = tmp_path / "study.yml"
+    study.write_text(
+        "title: T\nquestion: Q\nrule: R\ntasks: {Acrobot-v1: 1000}\nseeds: [1, 2, 3]\nfloors: {Acrobot-v1: -500.0}\n"
+        "columns: [gpg/returns_tied]\nvariants:\n  base: {}\n  new: {reference: base}\n"
+    )
+    finals = {"base": {1: -100.0, 2: -500.0}, "new": {1: -80.0, 2: -90.0, 3: -70.0}}
+    for name, runs in finals.items():
+        for seed, final in runs.items():
+            run_dir = tmp_path / name / "runs" / "gpg" / "Acrobot-v1" / f"seed{seed}"
+            run_dir.mkdir(parents=True)
+            result = {"final_mean": final, "log_means": {"gpg/returns_tied": 0.5 if name == "new" else 0.0}}
+            (run_dir / "result.json").write_text(json.dumps(result | {"provenance": {"code": f"c-{name}"}}))
+    args = bench.parse_args(["--study", str(study)])
+    tasks = {t.env_id: t for t in bench.resolve_tasks(args)}  # Acrobot-v1: random -497.1
+    files = report.study_report(study, args.variants, tasks)
+    rows = list(csv.DictReader(io.StringIO(files["report.csv"])))
+    assert [r["variant"] for r in rows] == ["base", "new"] and rows[1]["seeds"] == "1-3"
+    assert float(rows[1]["mean"]) == pytest.approx(-80.0) and float(rows[1]["worst"]) == -90.0
+    # Normalized on the seeds both have (1, 2): new -85, base -300, random -497.1.
+    assert float(rows[1]["normalized"]) == pytest.approx((-85.0 + 497.1) / (-300.0 + 497.1))
+    assert (rows[0]["at floor"], rows[1]["at floor"], rows[1]["gpg/returns_tied"]) == ("1", "0", "0.5")
+    assert rows[0]["code"] == "c-base" and "**Rule.** R" in files["report.md"] and files["report.md"].startswith("# T")
 
 
 def test_zoo_entries_conf_and_budgets(tmp_path: Path) -> None:
@@ -376,40 +377,11 @@ def test_timed_evaluation_splits_training_time() -> None:
     parts = sum(timing.seconds[k] for k in ("rollout", "updates", "other"))
     assert parts == pytest.approx(timing.train_seconds, abs=1e-3) and timing.seconds["evaluation"] > 0
     assert min(timing.seconds.values()) > 0 and timing.curve[-1]["wall_s"] < timing.train_seconds
-
-
-def test_run_jobs_runs_everything_and_reports_exit_codes(tmp_path: Path) -> None:
-    jobs = [
-        ([sys.executable, "-c", f"print('out {i}'); raise SystemExit({i % 2})"], tmp_path / str(i) / "log") for i in range(5)
-    ]
-    finished: dict[int, int] = {}
-    bench.run_jobs(jobs, 2, finished.__setitem__, dict(os.environ))
-    assert finished == {i: i % 2 for i in range(5)}
-    assert all((tmp_path / str(i) / "log").read_text().strip() == f"out {i}" for i in range(5))
-
-
-def test_sweeps_sharing_a_folder_split_its_runs(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
-    # A run claimed by another sweep, or finished since this sweep planned, is left alone: no worker starts.
-    committed = json.loads((COMMITTED / "gpg" / "CartPole-v1" / "seed0" / "result.json").read_text())
-    claimed, finished = ({**committed["key"], "run_dir": str(tmp_path / name)} for name in ("claimed", "finished"))
-    held = bench.claim_run(Path(claimed["run_dir"]))
-    assert held is not None and bench.claim_run(Path(claimed["run_dir"])) is None
-    (tmp_path / "finished").mkdir()
-    (tmp_path / "finished" / "result.json").write_text(json.dumps(committed))
-    args = bench.parse_args([])
-    assert bench.execute([claimed, finished], 3, args, lambda algo: None) == []  # None: a result of any code counts
-    out = capsys.readouterr().out
-    assert "[2/3] gpg CartPole-v1 seed 0: left to another sweep" in out and "[3/3]" in out
-    assert not (tmp_path / "claimed" / "spec.json").exists() and not (tmp_path / "claimed" / "worker.log").exists()
-    os.close(held)  # a released claim (or a sweep that ended) frees the run
-    released = bench.claim_run(Path(claimed["run_dir"]))
-    assert released is not None
-    os.close(released)
-    # run_jobs skips the jobs its caller declines.
-    jobs = [([sys.executable, "-c", "pass"], tmp_path / "jobs" / str(i) / "log") for i in range(3)]
-    ran: dict[int, int] = {}
-    bench.run_jobs(jobs, 2, ran.__setitem__, dict(os.environ), lambda index: index != 1)
-    assert ran == {0: 0, 2: 0} and not (tmp_path / "jobs" / "1").exists()
+    assert 0 < timing.train_cpu_seconds < timing.train_seconds + timing.seconds["evaluation"] + 1.0
+    # A CPU budget stops training once it is spent (the runs of equal compute), evaluations not counted.
+    capped = bench.TimedEvaluation(make_vec_env("CartPole-v1", 1, seed=1), 10**9, 1, 10**6, cpu_budget=0.05)
+    model.learn(100_000, callback=capped, reset_num_timesteps=True)
+    assert model.num_timesteps < 100_000 and 0.05 <= capped.train_cpu_seconds < 5.0
 
 
 @pytest.mark.slow
@@ -425,18 +397,23 @@ def test_smoke_sweep_resumes_without_redoing_finished_runs(tmp_path: Path) -> No
     second = sweep()
     assert second.returncode == 0 and "1 finished earlier (skipped), 1 to run" in second.stdout, second.stderr
     assert gpg_result.stat().st_mtime_ns == stamp and not list(elsewhere.iterdir())
-    results = json.loads((out / "results.json").read_text())
+    results = [json.loads(p.read_text()) for p in sorted(out.glob("runs/*/CartPole-v1/seed0/result.json"))]
     for result in results:
         assert result["env_steps"] >= 2000 and len(result["episode_returns"]) == 20
         assert result["final_mean"] == pytest.approx(np.mean(result["episode_returns"]))
         assert [p["nominal"] for p in result["curve"]] == [0, 1000, 2000, "final"]
         assert sum(result["time_s"].values()) == pytest.approx(result["train_wall_s"], rel=1e-3)
+        assert 0 < result["train_cpu_s"] and result["steps_per_cpu_s"] == pytest.approx(
+            result["env_steps"] / result["train_cpu_s"]
+        )
+        assert result["provenance"]["node"]["ray_node_id"] and result["log_curve"]["memory/rss_mib"][-1] > 0
         assert result["params"] > 0 and result["peak_rss_mib"] >= result["rss_imports_mib"] > 0
     by_algo = {r["algo"]: r for r in results}
     assert 0.0 <= by_algo["gpg"]["idle_fraction"] < 1.0 and by_algo["ppo"]["hyperparams"]["n_steps"] == "32"
     assert (out / "curves" / "CartPole-v1.png").read_bytes()[:4] == b"\x89PNG"
+    results_csv = (out / "results.csv").read_text()
     history = json.loads((out / "history.json").read_text())  # both runs shown: a record each, with its seed
     assert sorted(r["algo"] for r in history.values()) == ["gpg", "ppo"] and all(r["finals"] for r in history.values())
     third = sweep("--report-only")
-    assert third.returncode == 0 and json.loads((out / "results.json").read_text()) == results
+    assert third.returncode == 0 and (out / "results.csv").read_text() == results_csv
     assert json.loads((out / "history.json").read_text()) == history  # showing the same runs again is no new look

@@ -1,4 +1,4 @@
-"""No memory growth across rollouts beyond the buffer (the 200-rollout RSS figure: scripts/memory_longrun.py)."""
+"""No memory growth across rollouts beyond the buffer (RSS after every rollout of a benchmark run: ``memory/rss_mib``)."""
 
 import tracemalloc
 
