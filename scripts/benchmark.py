@@ -88,30 +88,27 @@ def source_hash(paths: Sequence[Path], root: Path) -> str:
     for path in sorted(paths):
         tree = ast.parse(path.read_text())
         for node in ast.walk(tree):
-            body = getattr(node, "body", None)
-            if isinstance(body, list) and body and isinstance(body[0], ast.Expr) and isinstance(body[0].value, ast.Constant):
-                if isinstance(body[0].value.value, str):
-                    node.body = body[1:] or [ast.Pass()]  # type: ignore[attr-defined]
+            match getattr(node, "body", None):
+                case [ast.Expr(value=ast.Constant(value=str())), *rest]:
+                    node.body = rest or [ast.Pass()]  # type: ignore[attr-defined]
         digest.update(f"{path.relative_to(root).as_posix()}\0{ast.dump(tree)}\0".encode())
     return digest.hexdigest()[:12]
 
 
 def code_version(algo: str) -> dict[str, Any]:
     """
-    What made a run: the version of the algorithm's code (``code``), and the git commit of the checkout and whether it
-    had uncommitted changes. ``code`` is, for GPG, the package version and :func:`source_hash` of ``sb3_gpg``'s sources
-    (a commit also changes with docs and configurations, the hash only with the code); for PPO, Stable-Baselines3's
-    version. The sweep redoes a run whose ``code`` is not the current one; the reports refuse to mix two.
+    What made a run: its algorithm's code version (``code``: for GPG, sb3-gpg's version and :func:`source_hash` of its
+    sources, which unlike a commit ignores docs and configurations; for PPO, Stable-Baselines3's), the checkout's git
+    commit and whether it had uncommitted changes. The sweep redoes runs of other code; the reports refuse to mix two.
     """
     import sb3_gpg
 
-    root = Path(__file__).resolve().parent.parent
-    git = lambda *a: subprocess.run(["git", *a], cwd=root, capture_output=True, text=True).stdout.strip()  # noqa: E731
+    git = lambda *a: subprocess.run(["git", *a], cwd=SCRIPTS, capture_output=True, text=True).stdout.strip()  # noqa: E731
     package = Path(sb3_gpg.__file__).parent
-    sb3 = f"stable-baselines3 {metadata.version('stable-baselines3')}"
-    code = (
-        f"sb3-gpg {sb3_gpg.__version__} {source_hash(list(package.rglob('*.py')), package.parent)}" if algo == "gpg" else sb3
-    )
+    if algo == "gpg":
+        code = f"sb3-gpg {sb3_gpg.__version__} {source_hash(list(package.rglob('*.py')), package.parent)}"
+    else:
+        code = f"stable-baselines3 {metadata.version('stable-baselines3')}"
     return {"code": code, "git_commit": git("rev-parse", "HEAD") or None, "git_dirty": bool(git("status", "--porcelain"))}
 
 
@@ -128,10 +125,7 @@ def config_hash(values: dict[str, Any]) -> str:
 
 
 def curve_area(steps: Sequence[float], returns: Sequence[float], budget: float) -> float:
-    """
-    Mean evaluation return over training: the area under ``returns`` (mean return of each evaluation) against ``steps``
-    over ``[0, budget]``, linear between points and flat outside, divided by ``budget``; NaN without evaluations.
-    """
+    """Mean over ``[0, budget]`` steps of ``returns`` against ``steps``: linear between points, flat outside; NaN if none."""
     x, y = np.asarray(steps, dtype=float), np.asarray(returns, dtype=float)
     if x.size == 0:
         return float("nan")
@@ -166,11 +160,11 @@ class TimedEvaluation(BaseCallback):
     ) -> None:
         super().__init__()
         self.eval_env, self.eval_freq, self.n_episodes, self.budget = eval_env, eval_freq, n_episodes, budget
-        self.cpu_budget = cpu_budget
+        self.cpu_budget, self.next_eval, self.phase = cpu_budget, 0, "other"
         self.curve: list[dict[str, Any]] = []
-        self.seconds = {"rollout": 0.0, "updates": 0.0, "other": 0.0, "evaluation": 0.0}
-        self.next_eval, self.phase, self.mark, self.start, self.end = 0, "other", 0.0, 0.0, 0.0
-        self.cpu_start, self.cpu_end, self.cpu_evaluation = 0.0, 0.0, 0.0
+        self.seconds = dict.fromkeys(("rollout", "updates", "other", "evaluation"), 0.0)
+        # mark: when the running phase began (perf_counter); cpu_*: process_time
+        self.mark = self.start = self.end = self.cpu_start = self.cpu_end = self.cpu_evaluation = 0.0
 
     @property
     def train_seconds(self) -> float:
@@ -252,10 +246,8 @@ def zoo_entry(algo: str, env_id: str, conf: dict[str, str]) -> tuple[Path, str, 
         over the algorithm's); default: sb3-gpg's ``gpg.yml``, rl-zoo3's ``ppo.yml``
     :return: the file, the name of the entry used and the entry
     """
-    if f"{algo}:{env_id}" in conf:
-        path = Path(conf[f"{algo}:{env_id}"]).resolve()
-    elif algo in conf:
-        path = Path(conf[algo]).resolve()
+    if given := conf.get(f"{algo}:{env_id}", conf.get(algo)):
+        path = Path(given).resolve()
     elif algo == "gpg":
         path = config_path("gpg")
     else:
@@ -303,6 +295,7 @@ def resolve_tasks(args: argparse.Namespace) -> list[Task]:
     budgets, tasks = parse_pairs(args.budget, "--budget", int), []
     if unknown := sorted(set(budgets) - set(args.tasks)):
         raise SystemExit(f"--budget names {', '.join(unknown)}, which is not among --tasks")
+    known = RANDOM_SCORES | (getattr(args, "random_scores", None) or {})  # a study's own
     for env_id in args.tasks:
         try:
             gym.make(env_id).close()
@@ -318,7 +311,6 @@ def resolve_tasks(args: argparse.Namespace) -> list[Task]:
         threshold, threshold_source = gym.spec(env_id).reward_threshold, "env spec reward_threshold"
         if threshold is None:
             threshold, threshold_source = EXTRA_THRESHOLDS.get(env_id), "benchmark.py EXTRA_THRESHOLDS"
-        known = RANDOM_SCORES | (getattr(args, "random_scores", None) or {})  # a study's own
         random = known[env_id] if env_id in known else random_score(env_id, 20)
         eval_freq = args.eval_freq or max(1, budget // 20)
         tasks.append(Task(env_id, budget, source, eval_freq, threshold, threshold_source if threshold else "none", random))
@@ -341,16 +333,12 @@ def result_code(result: dict[str, Any]) -> str:
 
 
 def finished_result(spec: dict[str, Any], code: str | None = None) -> dict[str, Any] | None:
-    """
-    The run's ``result.json`` if it finished with the same settings (:func:`run_key`) and, if ``code`` is given, that
-    code version (:func:`code_version`); else (or if unreadable) ``None``.
-    """
-    try:
+    """The run's readable ``result.json`` if it has the same :func:`run_key` and (if given) ``code``, else ``None``."""
+    with contextlib.suppress(OSError, ValueError, KeyError, TypeError, AttributeError):
         result = json.loads((Path(spec["run_dir"]) / "result.json").read_text())
-        same = run_key(result["key"]) == run_key(spec) and code in (None, result_code(result))
-        return result if same else None
-    except (OSError, ValueError, KeyError, TypeError, AttributeError):
-        return None
+        if run_key(result["key"]) == run_key(spec) and code in (None, result_code(result)):
+            return result
+    return None
 
 
 def mixed_code(results: Sequence[dict[str, Any]]) -> dict[str, list[str]]:
@@ -384,6 +372,7 @@ def run_worker(spec_file: Path) -> None:
     rss = lambda who: resource.getrusage(who).ru_maxrss / (2**20 if sys.platform == "darwin" else 1024)  # noqa: E731  MiB
     register()
     made_by = code_version(spec["algo"]) | spec.get("git", {})  # the code it imports; the sweep's checkout
+    node = {"hostname": socket.gethostname(), "ray_node_id": os.environ.get("SB3_GPG_RAY_NODE")}  # set by run_task
     th.set_num_threads(spec["torch_threads"])
     set_random_seed(spec["seed"])
     rss_imports = rss(resource.RUSAGE_SELF)
@@ -418,9 +407,8 @@ def run_worker(spec_file: Path) -> None:
         rows = list(csv.DictReader(file))
     columns: dict[str, list[float]] = {}  # the logged values of progress.csv by key, NaN where a row has none
     for key in sorted({key for row in rows for key in row}):
-        for row in rows:
-            with contextlib.suppress(TypeError, ValueError):
-                columns.setdefault(key, []).append(float(row.get(key) or "nan"))
+        with contextlib.suppress(TypeError, ValueError):  # a column of text: no statistic
+            columns[key] = [float(row.get(key) or "nan") for row in rows]
     logs = {key: float(np.nanmean(values)) for key, values in columns.items() if np.isfinite(values).any()}
     steps = columns.get("time/total_timesteps", [0.0] * len(rows))
     logged = {key: values for key, values in columns.items() if key in logs and not key.startswith("time/")}
@@ -441,15 +429,9 @@ def run_worker(spec_file: Path) -> None:
         "log_curve": log_curve(logged, steps, spec["n_timesteps"]), "hyperparams_file": spec["config"]["file"],
         "hyperparams_entry": spec["config"]["entry"], "hyperparams": {k: str(v) for k, v in saved_hyperparams.items()},
         "torch_threads": spec["torch_threads"], "curve": curve, "cpu_budget_s": cpu_budget,
-        "provenance": {**made_by, "config_hash": config_hash(spec["config"]["values"]), "node": node(),
-                       "versions": versions()},
+        "provenance": {**made_by, "config_hash": config_hash(spec["config"]["values"]), "node": node, "versions": versions()},
     }  # fmt: skip
     write_atomic(run_dir / "result.json", result)
-
-
-def node() -> dict[str, Any]:
-    """Where a run ran: the machine's name and, in a Ray task, the Ray node's id (set by :func:`run_task`)."""
-    return {"hostname": socket.gethostname(), "ray_node_id": os.environ.get("SB3_GPG_RAY_NODE")}
 
 
 def load_study(path: Path, names: Sequence[str] | None = None) -> list[dict[str, Any]]:
@@ -464,22 +446,20 @@ def load_study(path: Path, names: Sequence[str] | None = None) -> list[dict[str,
     variants = study.get("variants") or {}
     if unknown := sorted(set(names or []) - set(variants)):
         raise SystemExit(f"{path} has no variant {unknown[0]} (it has: {', '.join(variants)})")
-    loaded = []
-    for name, variant in variants.items():
-        if names and name not in names:
-            continue
-        if (algo := variant.get("algo", "gpg")) not in ALGOS:
-            raise SystemExit(f"{path}: variant {name}'s algo must be one of {', '.join(ALGOS)}")
-        loaded.append(
-            {
-                "name": name, "algo": algo, "conf": path.parent / variant["conf"] if "conf" in variant else None,
-                "unset": variant.get("unset", []), "set": variant.get("set", {}),
-                "out": path.parent / variant.get("folder", name), "tasks": variant.get("tasks", list(study["tasks"])),
-                "seeds": variant.get("seeds", study["seeds"]), "reference": variant.get("reference", study.get("reference")),
-                **{k: study[k] for k in STUDY_OPTIONS if k in study},
-            }
-        )  # fmt: skip
-    return loaded
+    kept = {name: variant for name, variant in variants.items() if not names or name in names}
+    if bad := [name for name, variant in kept.items() if variant.get("algo", "gpg") not in ALGOS]:
+        raise SystemExit(f"{path}: variant {bad[0]}'s algo must be one of {', '.join(ALGOS)}")
+    return [
+        {
+            "name": name, "algo": variant.get("algo", "gpg"),
+            "conf": path.parent / variant["conf"] if "conf" in variant else None,
+            "unset": variant.get("unset", []), "set": variant.get("set", {}), "out": path.parent / variant.get("folder", name),
+            "tasks": variant.get("tasks", list(study["tasks"])), "seeds": variant.get("seeds", study["seeds"]),
+            "reference": variant.get("reference", study.get("reference")),
+            **{k: study[k] for k in STUDY_OPTIONS if k in study},
+        }
+        for name, variant in kept.items()
+    ]  # fmt: skip
 
 
 def variant_config(variant: dict[str, Any], env_id: str, conf: dict[str, str]) -> dict[str, Any]:
@@ -502,19 +482,15 @@ def plan_runs(args: argparse.Namespace, tasks: Sequence[Task], out: Path) -> lis
     ]
     specs = []
     for task in tasks:
-        runs = [v for v in variants if task.env_id in v.get("tasks", [task.env_id])]
-        configs = [variant_config(v, task.env_id, args.conf) for v in runs]
-        for i in range(max((len(v["seeds"]) for v in runs), default=0)):
-            for variant, config in zip(runs, configs, strict=True):
-                if i >= len(variant["seeds"]):
-                    continue
-                seed, algo = variant["seeds"][i], variant["algo"]
-                options = common | {k: variant[k] for k in STUDY_OPTIONS if k in variant}
-                eval_freq = options.pop("eval_freq", task.eval_freq)
-                spec = dict(options, algo=algo, env_id=task.env_id, seed=seed, n_timesteps=task.n_timesteps, config=config)
+        planned = []  # (i, j, spec): the i-th seed of the task's j-th variant
+        for j, variant in enumerate(v for v in variants if task.env_id in v.get("tasks", [task.env_id])):
+            algo, config = variant["algo"], variant_config(variant, task.env_id, args.conf)
+            options = common | {"eval_freq": task.eval_freq} | {k: variant[k] for k in STUDY_OPTIONS if k in variant}
+            for i, seed in enumerate(variant["seeds"]):
                 run_dir = Path(variant["out"]) / "runs" / algo / task.env_id / f"seed{seed}"
-                spec |= dict(eval_freq=eval_freq, threshold=task.threshold, run_dir=str(run_dir), variant=variant["name"])
-                specs.append(spec)
+                spec = dict(options, algo=algo, env_id=task.env_id, seed=seed, n_timesteps=task.n_timesteps, config=config)
+                planned.append((i, j, spec | dict(threshold=task.threshold, run_dir=str(run_dir), variant=variant["name"])))
+        specs += [spec for _, _, spec in sorted(planned, key=lambda p: p[:2])]
     return specs
 
 
@@ -529,16 +505,13 @@ def plan_equal_compute(specs: Sequence[dict[str, Any]], out: Path) -> list[dict[
     for env_id in dict.fromkeys(spec["env_id"] for spec in specs):
         runs = {a: [spec for spec in specs if (spec["env_id"], spec["algo"]) == (env_id, a)] for a in ("gpg", "ppo")}
         results = {a: [finished_result(spec) for spec in runs[a]] for a in runs}
-        if not (runs["gpg"] and runs["ppo"]) or any(
-            r is None or "train_cpu_s" not in r for rs in results.values() for r in rs
-        ):
+        if not all(runs.values()) or not all(r and "train_cpu_s" in r for rs in results.values() for r in rs):
             continue
         seconds = round(float(np.median([r["train_cpu_s"] for r in results["ppo"]])), 1)
         steps = int(np.median([r["steps_per_cpu_s"] for r in results["gpg"]]) * seconds)
-        for spec in runs["gpg"]:
-            run_dir = out / "runs" / "gpg-equal-compute" / env_id / f"seed{spec['seed']}"
-            timed = dict(n_timesteps=steps, eval_freq=max(1, steps // 20), cpu_budget_s=seconds, run_dir=str(run_dir))
-            planned.append(spec | timed)
+        timed = dict(n_timesteps=steps, eval_freq=max(1, steps // 20), cpu_budget_s=seconds)
+        folder = out / "runs" / "gpg-equal-compute" / env_id
+        planned += [spec | timed | {"run_dir": str(folder / f"seed{spec['seed']}")} for spec in runs["gpg"]]
     return planned
 
 
@@ -551,9 +524,8 @@ def run_task(spec: dict[str, Any]) -> dict[str, Any]:
     """
     import ray
 
-    threads = str(spec["torch_threads"])
-    env = {**os.environ, "OMP_NUM_THREADS": threads, "MKL_NUM_THREADS": threads, "MPLBACKEND": "Agg"}
-    env["SB3_GPG_RAY_NODE"] = ray.get_runtime_context().get_node_id()
+    env = os.environ | dict.fromkeys(("OMP_NUM_THREADS", "MKL_NUM_THREADS"), str(spec["torch_threads"]))
+    env |= {"MPLBACKEND": "Agg", "SB3_GPG_RAY_NODE": ray.get_runtime_context().get_node_id()}
     with tempfile.TemporaryDirectory(prefix="sb3-gpg-run-") as folder:
         write_atomic(spec_file := Path(folder, "spec.json"), spec)
         with open(log := Path(folder, "worker.log"), "w") as file:
@@ -565,19 +537,6 @@ def run_task(spec: dict[str, Any]) -> dict[str, Any]:
         return {"result": json.loads(result.read_text()) if returncode == 0 else None, "returncode": returncode, "log": text}
 
 
-def start_ray(args: argparse.Namespace) -> Any:
-    """Start Ray on this machine with ``--n-jobs`` CPUs, or join the cluster at ``--address``; return the ``ray`` module."""
-    import ray
-
-    if not ray.is_initialized():
-        os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
-        where = {"address": args.address} if args.address else {"num_cpus": args.n_jobs, "include_dashboard": False}
-        # The runs' code goes to every node with the task (this folder, as Ray's working_dir); sb3-gpg and its
-        # dependencies must be installed there, as scripts/install.sh installs them (the result records its code).
-        ray.init(**where, runtime_env={"working_dir": str(SCRIPTS)}, log_to_driver=False, logging_level="warning")
-    return ray
-
-
 def execute(todo: Sequence[dict[str, Any]], n_specs: int, args: argparse.Namespace) -> list[str]:
     """
     Run ``todo`` as Ray tasks, writing each finished run's ``result.json`` and printing its summary as it comes.
@@ -587,28 +546,33 @@ def execute(todo: Sequence[dict[str, Any]], n_specs: int, args: argparse.Namespa
     """
     if not todo:
         return []
-    ray = start_ray(args)
+    import ray
+
+    if not ray.is_initialized():
+        os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
+        where = {"address": args.address} if args.address else {"num_cpus": args.n_jobs, "include_dashboard": False}
+        # The runs' code goes to every node with the task (this folder, as Ray's working_dir); sb3-gpg and its
+        # dependencies must be installed there, as scripts/install.sh installs them (the result records its code).
+        ray.init(**where, runtime_env={"working_dir": str(SCRIPTS)}, log_to_driver=False, logging_level="warning")
     # max_retries: Ray reruns a task whose worker process or node died; a run that fails (its worker exits with an
     # error) returns normally and is not retried.
     task = ray.remote(num_cpus=1, max_retries=args.max_retries)(run_task)
     pending = {task.remote(spec): spec for spec in todo}
     failures: list[str] = []
-    started, n_done, steps_done = time.perf_counter(), n_specs - len(todo), 0
-    steps_total = sum(s["n_timesteps"] for s in todo)
+    started, n_done, steps_done, steps_total = time.perf_counter(), n_specs - len(todo), 0, sum(s["n_timesteps"] for s in todo)
     signal.signal(signal.SIGTERM, signal.default_int_handler)  # SIGTERM stops the sweep like Ctrl-C
     try:
         while pending:
             [ref], _ = ray.wait(list(pending), num_returns=1)
             spec = pending.pop(ref)
-            name, n_done = f"{spec['algo']} {spec['env_id']} seed {spec['seed']}", n_done + 1
+            variant = f" ({spec['variant']})" if spec.get("variant", spec["algo"]) != spec["algo"] else ""
+            name, n_done = f"{spec['algo']} {spec['env_id']} seed {spec['seed']}{variant}", n_done + 1
             try:
                 done = ray.get(ref)
             except ray.exceptions.RayError as error:  # the task's node or worker died more than --max-retries times
                 done = {"result": None, "returncode": None, "log": repr(error)}
-            run_dir = Path(spec["run_dir"])
-            run_dir.mkdir(parents=True, exist_ok=True)
+            run_dir, steps_done = Path(spec["run_dir"]), steps_done + spec["n_timesteps"]
             write_atomic(run_dir / "worker.log", done["log"] + "\n")
-            steps_done += spec["n_timesteps"]
             elapsed = time.perf_counter() - started
             eta = elapsed * (steps_total - steps_done) / steps_done  # remaining steps at the rate so far
             if (r := done["result"]) is None:
@@ -616,9 +580,7 @@ def execute(todo: Sequence[dict[str, Any]], n_specs: int, args: argparse.Namespa
                 print(f"[{n_done}/{n_specs}] FAILED {name} (exit {done['returncode']}): see {run_dir}/worker.log", flush=True)
                 continue
             write_atomic(run_dir / "result.json", r)
-            summary = (
-                f"final {r['final_mean']:.1f} +/- {r['final_std']:.1f}, {r['env_steps']} steps, {r['train_cpu_s']:.1f} CPU s"
-            )
+            summary = "final {final_mean:.1f} +/- {final_std:.1f}, {env_steps} steps, {train_cpu_s:.1f} CPU s".format_map(r)
             print(f"[{n_done}/{n_specs}] {name}: {summary} | elapsed {elapsed:.0f} s, ETA {eta:.0f} s", flush=True)
     except KeyboardInterrupt:
         for ref in pending:
@@ -636,30 +598,26 @@ def sweep(args: argparse.Namespace) -> int:
     """
     out, tasks = Path(args.out).resolve(), resolve_tasks(args)
     specs = plan_runs(args, tasks, out)
-    current = {algo: code_version(algo)["code"] for algo in ALGOS}
-    code = lambda algo: None if args.allow_mixed_code else current[algo]  # noqa: E731
-    todo = [] if args.report_only else [spec for spec in specs if finished_result(spec, code(spec["algo"])) is None]
+    code = {algo: None if args.allow_mixed_code else code_version(algo)["code"] for algo in ALGOS}
+    to_run = lambda planned: [s for s in planned if finished_result(s, code[s["algo"]]) is None]  # noqa: E731
     git = {k: v for k, v in code_version("ppo").items() if k != "code"}  # the checkout the sweep runs from
-    todo = [spec | {"git": git} for spec in todo]
-    n_done = len(specs) - len(todo)
+    todo = [] if args.report_only else [spec | {"git": git} for spec in to_run(specs)]
     if not args.report_only:
         where = f"on the Ray cluster at {args.address}" if args.address else f"{args.n_jobs} at a time"
-        print(f"{len(specs)} runs: {n_done} finished earlier (skipped), {len(todo)} to run, {where}")
+        print(f"{len(specs)} runs: {len(specs) - len(todo)} finished earlier (skipped), {len(todo)} to run, {where}")
         for t in tasks:
             print(f"  {t.env_id}: {t.n_timesteps} steps ({t.budget_source}), evaluated every {t.eval_freq}")
     failures = execute(todo, len(specs), args)
-    if failures and failures[-1] == "interrupted":
-        return 130
     equal: list[dict[str, Any]] = []
-    if args.equal_compute and {"gpg", "ppo"} <= set(args.algos) and not args.study:
+    if args.equal_compute and {"gpg", "ppo"} <= set(args.algos) and not args.study and "interrupted" not in failures:
         timed = plan_equal_compute(specs, out)
-        timed_todo = [] if args.report_only else [s for s in timed if finished_result(s, code("gpg")) is None]
+        timed_todo = [] if args.report_only else [spec | {"git": git} for spec in to_run(timed)]
         if timed_todo:
             print(f"equal compute: {len(timed_todo)} of {len(timed)} runs to do (GPG for PPO's median CPU seconds)")
         failures += execute(timed_todo, len(timed), args)
-        if failures and failures[-1] == "interrupted":
-            return 130
         equal = [result for spec in timed if (result := finished_result(spec)) is not None]
+    if "interrupted" in failures:
+        return 130
     import bench_report
 
     if args.study:
@@ -691,14 +649,12 @@ def sweep(args: argparse.Namespace) -> int:
 
 def seed_range(text: str, parser: argparse.ArgumentParser) -> list[int]:
     """``"10-19"`` -> ``[10, ..., 19]``; ``"3,5"`` -> ``[3, 5]``."""
-    try:
-        first, sep, last = text.partition("-")
+    first, sep, last = text.partition("-")
+    with contextlib.suppress(ValueError):
         seeds = list(range(int(first), int(last) + 1)) if sep else [int(s) for s in text.split(",")]
-    except ValueError:
-        seeds = []
-    if not seeds:
-        parser.error(f"--algo-seeds takes ALGO=FIRST-LAST or ALGO=S1,S2,..., not ...={text}")
-    return seeds
+        if seeds:
+            return seeds
+    parser.error(f"--algo-seeds takes ALGO=FIRST-LAST or ALGO=S1,S2,..., not ...={text}")
 
 
 def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
@@ -712,12 +668,7 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     add("--seeds", nargs="+", type=int, help="seeds (default: 0 1 2 3 4)")
     add("--algo-seeds", action="append", metavar="ALGO=FIRST-LAST", help="an algorithm's own seeds instead; repeatable")
     add("--algos", nargs="+", choices=ALGOS, default=list(ALGOS), help="algorithms (default: gpg ppo)")
-    add(
-        "--conf",
-        action="append",
-        metavar="ALGO[:ENV]=FILE",
-        help="an algorithm's rl-zoo3 configuration file, or its file for one task (ppo:Hopper-v5=FILE); repeatable",
-    )
+    add("--conf", action="append", metavar="ALGO[:ENV]=FILE", help="ALGO's rl-zoo3 config file (for ENV only); repeatable")
     add("--study", help="a study file (YAML): its variants, tasks and seeds; the report goes beside it")
     add("--variants", nargs="+", help="with --study: these variants only")
     add("--n-timesteps", type=int, help="env-step budget of every task (default: rl-zoo3's PPO budget)")
@@ -743,29 +694,24 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
         args = parser.parse_args(argv)
     args.variants = load_study(Path(args.study), args.variants) if args.study else None
     if args.study:
-        seeds, tasks = args.seeds, args.tasks  # narrow the study's
-        for variant in args.variants:
-            variant["seeds"] = [s for s in variant["seeds"] if seeds is None or s in seeds]
-            variant["tasks"] = [t for t in variant["tasks"] if tasks is None or t in tasks]
+        for variant in args.variants:  # --seeds and --tasks narrow the study's
+            variant["seeds"] = [s for s in variant["seeds"] if args.seeds is None or s in args.seeds]
+            variant["tasks"] = [t for t in variant["tasks"] if args.tasks is None or t in args.tasks]
         study = yaml.safe_load(Path(args.study).read_text())
         args.tasks = [t for t in study["tasks"] if any(t in v["tasks"] for v in args.variants)]
         args.budget = [*(args.budget or []), *(f"{t}={b}" for t, b in study["tasks"].items() if b and t in args.tasks)]
         args.algos, args.random_scores = sorted({v["algo"] for v in args.variants}), study.get("random_scores")
     args.tasks, args.seeds = args.tasks or list(DEFAULT_TASKS), args.seeds or [0, 1, 2, 3, 4]
     args.conf = parse_pairs(args.conf, "--conf", str)
-    args.algo_seeds = {
-        algo: seed_range(text, parser) for algo, text in parse_pairs(args.algo_seeds, "--algo-seeds", str).items()
-    }
+    args.algo_seeds = {a: seed_range(text, parser) for a, text in parse_pairs(args.algo_seeds, "--algo-seeds", str).items()}
+    algos, positive = ", ".join(ALGOS), ("n_jobs", "eval_episodes", "curve_episodes", "torch_threads", "bootstrap_reps")
     if bad := sorted(set(args.algo_seeds) - set(ALGOS)):
-        parser.error(f"--algo-seeds {bad[0]}=...: ALGO must be one of {', '.join(ALGOS)}")
-    conf_bad = lambda name, path: name.partition(":")[0] not in ALGOS or not Path(path).is_file()  # noqa: E731
-    if bad := [f"{name}={path}" for name, path in args.conf.items() if conf_bad(name, path)]:
-        parser.error(f"--conf {bad[0]}: ALGO must be one of {', '.join(ALGOS)} and FILE an existing file")
-    if unknown := sorted({name.partition(":")[2] for name in args.conf} - {""} - set(args.tasks)):
-        parser.error(f"--conf names {unknown[0]}, which is not among --tasks")
-    if bad := [
-        k for k in ("n_jobs", "eval_episodes", "curve_episodes", "torch_threads", "bootstrap_reps") if vars(args)[k] < 1
-    ]:
+        parser.error(f"--algo-seeds {bad[0]}=...: ALGO must be one of {algos}")
+    if bad := [f"{n}={p}" for n, p in args.conf.items() if n.partition(":")[0] not in ALGOS or not Path(p).is_file()]:
+        parser.error(f"--conf {bad[0]}: ALGO must be one of {algos} and FILE an existing file")
+    if bad := sorted({name.partition(":")[2] for name in args.conf} - {"", *args.tasks}):
+        parser.error(f"--conf names {bad[0]}, which is not among --tasks")
+    if bad := [name for name in positive if vars(args)[name] < 1]:
         parser.error(f"--{bad[0].replace('_', '-')} must be >= 1")
     if args.equal_compute and args.vec_env == "subproc":
         parser.error("--equal-compute counts the training process's CPU time: SubprocVecEnv's env processes escape it")
