@@ -11,6 +11,7 @@ import sys
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import pytest
 
 from tests.scripts import load_script
@@ -417,3 +418,15 @@ def test_smoke_sweep_resumes_without_redoing_finished_runs(tmp_path: Path) -> No
     third = sweep("--report-only")
     assert third.returncode == 0 and (out / "results.csv").read_text() == results_csv
     assert json.loads((out / "history.json").read_text()) == history  # showing the same runs again is no new look
+
+
+@pytest.mark.parametrize("study", sorted((REPO / "benchmarks").glob("*/study.yml")), ids=lambda p: p.parent.name)
+def test_committed_studies_plan_and_report(study: Path) -> None:
+    # Each study file of the repository loads, plans its runs in its variants' folders, and its report finds them.
+    args = bench.parse_args(["--study", str(study)])
+    tasks = bench.resolve_tasks(args)
+    specs = bench.plan_runs(args, tasks, REPO / "unused")
+    assert specs and all(Path(s["run_dir"]).is_relative_to(REPO / "benchmarks") for s in specs)
+    table = pd.read_csv(io.StringIO(report.study_report(study, args.variants, {t.env_id: t for t in tasks})["report.csv"]))
+    finished = {(s["variant"], s["env_id"]) for s in specs if (Path(s["run_dir"]) / "result.json").exists()}
+    assert set(zip(table["variant"], table["task"], strict=True)) == finished
