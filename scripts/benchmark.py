@@ -550,7 +550,9 @@ def execute(todo: Sequence[dict[str, Any]], n_specs: int, args: argparse.Namespa
 
     if not ray.is_initialized():
         os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
-        where = {"address": args.address} if args.address else {"num_cpus": args.n_jobs, "include_dashboard": False}
+        # "local": a new instance on this machine, even where a cluster started by `ray start` runs.
+        local = {"num_cpus": args.n_jobs, "include_dashboard": False}
+        where = {"address": args.address or "local"} | ({} if args.address else local)
         # The runs' code goes to every node with the task (this folder, as Ray's working_dir); sb3-gpg and its
         # dependencies must be installed there, as scripts/install.sh installs them (the result records its code).
         ray.init(**where, runtime_env={"working_dir": str(SCRIPTS)}, log_to_driver=False, logging_level="warning")

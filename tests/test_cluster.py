@@ -3,13 +3,16 @@
 worker node is killed mid-run by its PID, and every run's result is there exactly once.
 """
 
+import contextlib
 import json
 import os
 import secrets
+import shutil
 import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -52,15 +55,26 @@ def descendants(pid: int) -> list[int]:
     return found
 
 
+def stop_cluster(temp_dir: str) -> None:
+    """Kill this cluster's processes only (every one names its temporary folder) and what runs under them."""
+    own = [pid for pid, (_, command) in processes().items() if temp_dir in command and pid != os.getpid()]
+    for pid in [*own, *(child for parent in own for child in descendants(parent))]:
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGKILL)
+
+
 def test_two_nodes_a_dead_worker_node_and_each_result_once(tmp_path: Path) -> None:
     port, worker_port, out = free_port(), free_port(), tmp_path / "out"
+    # The cluster's own temporary folder (short: Ray's socket paths must fit), by which it is stopped at the end
+    # without `ray stop`, which would stop every Ray instance of the machine.
+    temp_dir = tempfile.mkdtemp(prefix="ray-", dir="/tmp")
     # Ray's token authentication, as on a cluster of several machines: every node and the driver hold one token.
     env = {**os.environ, "RAY_USAGE_STATS_ENABLED": "0", "OMP_NUM_THREADS": "1", "RAY_AUTH_MODE": "token"}
     env["RAY_AUTH_TOKEN"] = secrets.token_hex(32)
     ray = lambda *args: subprocess.run([str(RAY), *args], env=env, capture_output=True, text=True, timeout=120)  # noqa: E731
     try:
         head = ray("start", "--head", "--node-ip-address=127.0.0.1", f"--port={port}", "--num-cpus=1",
-                   "--include-dashboard=false", "--disable-usage-stats")  # fmt: skip
+                   "--include-dashboard=false", "--disable-usage-stats", f"--temp-dir={temp_dir}")  # fmt: skip
         assert head.returncode == 0, head.stderr
         worker = ray("start", f"--address=127.0.0.1:{port}", "--num-cpus=1", f"--node-manager-port={worker_port}")
         assert worker.returncode == 0, worker.stderr
@@ -99,4 +113,5 @@ def test_two_nodes_a_dead_worker_node_and_each_result_once(tmp_path: Path) -> No
         for seed in seeds:  # each run reported once: the killed one retried, not doubled
             assert output.count(f"gpg CartPole-v1 seed {seed}:") == 1, output
     finally:
-        ray("stop", "--force")
+        stop_cluster(temp_dir)
+        shutil.rmtree(temp_dir, ignore_errors=True)
