@@ -19,6 +19,7 @@ import ast
 import contextlib
 import copy
 import csv
+import ctypes
 import dataclasses
 import hashlib
 import json
@@ -531,7 +532,10 @@ def run_task(spec: dict[str, Any]) -> dict[str, Any]:
         with open(log := Path(folder, "worker.log"), "w") as file:
             # This script as Ray's working_dir placed it on the node: the task's working directory.
             command = [sys.executable, str(Path.cwd() / "benchmark.py"), "--worker", str(spec_file)]
-            returncode = subprocess.call(command, stdout=file, stderr=subprocess.STDOUT, cwd=folder, env=env)
+            # On Linux the run dies with its Ray worker (prctl PR_SET_PDEATHSIG = 1), so that a run whose worker was
+            # killed does not train on beside its retry.
+            die = (lambda: ctypes.CDLL(None).prctl(1, signal.SIGKILL, 0, 0, 0)) if sys.platform == "linux" else None
+            returncode = subprocess.call(command, stdout=file, stderr=subprocess.STDOUT, cwd=folder, env=env, preexec_fn=die)
         result = Path(folder, "result.json")
         text = "\n".join(log.read_text(errors="replace").splitlines()[-200:])
         return {"result": json.loads(result.read_text()) if returncode == 0 else None, "returncode": returncode, "log": text}
