@@ -188,9 +188,9 @@ class TimedEvaluation(BaseCallback):
         sync_envs_normalization(self.model.get_env(), env)
         returns, lengths = evaluate_policy(self.model, env, n_episodes, deterministic=True, return_episode_rewards=True)
         if not self.end:  # during training: neither training time nor the running phase's
-            self.seconds["evaluation"] += time.perf_counter() - start
-            self.cpu_evaluation += time.process_time() - cpu
-            self.mark += time.perf_counter() - start
+            elapsed, self.cpu_evaluation = time.perf_counter() - start, self.cpu_evaluation + time.process_time() - cpu
+            self.seconds["evaluation"] += elapsed
+            self.mark += elapsed  # the same seconds: the phases and the training time add up
         stats = {"mean": float(np.mean(returns)), "std": float(np.std(returns)), "episodes": len(returns)}
         return {"nominal": nominal, "steps": int(self.model.num_timesteps), "wall_s": wall, **stats}, returns, lengths
 
