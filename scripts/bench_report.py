@@ -484,7 +484,7 @@ def study_report(study: Path, variants: Sequence[Mapping[str, Any]], tasks: Mapp
 
 **Rule.** {meta.get("rule", "none written").strip()}
 
-Runs: `{study.parent.name}/<variant>/runs/<algo>/<task>/seed<seed>/result.json` (study file `{study.name}`); final
+Runs: `<variant's folder>/runs/<algo>/<task>/seed<seed>/result.json`, beside the study file `{study.name}`; final
 return: the mean of the final deterministic evaluation's episodes. Written by `python scripts/benchmark.py --study
 {study.as_posix()} --report-only`.
 

@@ -628,7 +628,9 @@ def sweep(args: argparse.Namespace) -> int:
 
     if args.study:
         study = Path(args.study)
-        for name, data in bench_report.study_report(study, args.variants, {t.env_id: t for t in tasks}).items():
+        whole = parse_args(["--study", args.study])  # the report shows every variant, whichever this sweep ran
+        files = bench_report.study_report(study, whole.variants, {t.env_id: t for t in resolve_tasks(whole)})
+        for name, data in files.items():
             write_atomic(study.parent / name, data)
         print(f"report: {study.parent / 'report.md'}")
         return 1 if failures else 0

@@ -328,6 +328,9 @@ def test_a_studys_report_by_hand(tmp_path: Path) -> None:
     assert float(rows[1]["normalized"]) == pytest.approx((-85.0 + 497.1) / (-300.0 + 497.1))
     assert (rows[0]["at floor"], rows[1]["at floor"], rows[1]["gpg/returns_tied"]) == ("1", "0", "0.5")
     assert rows[0]["code"] == "c-base" and "**Rule.** R" in files["report.md"] and files["report.md"].startswith("# T")
+    # A sweep of some variants only still reports all of them.
+    assert bench.sweep(bench.parse_args(["--study", str(study), "--variants", "new", "--report-only"])) == 0
+    assert pd.read_csv(tmp_path / "report.csv")["variant"].tolist() == ["base", "new"]
 
 
 def test_zoo_entries_conf_and_budgets(tmp_path: Path) -> None:
