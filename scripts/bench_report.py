@@ -10,7 +10,6 @@ in keyword arguments``). They are computed here, with rliable's definitions (tes
 
 import functools
 import itertools
-import json
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -434,7 +433,9 @@ Learning curves: `curves/<env>.png`. Per-seed numbers: `results.csv`; each run's
     return files
 
 
-def study_report(study: Path, variants: Sequence[Mapping[str, Any]], tasks: Mapping[str, Any]) -> dict[str, str]:
+def study_report(
+    study: Path, variants: Sequence[Mapping[str, Any]], tasks: Mapping[str, Any], results: Mapping[tuple, Any]
+) -> dict[str, str]:
     """
     A study's ``report.md`` and ``report.csv``: per task and variant, the finished runs of the variant's seeds, their
     final returns, mean, IQM and worst, the normalized mean (a random policy 0, the variant's ``reference`` 1, on the
@@ -444,16 +445,16 @@ def study_report(study: Path, variants: Sequence[Mapping[str, Any]], tasks: Mapp
     :param study: the study file (its ``question``, ``rule``, ``floors`` and ``columns`` are read)
     :param variants: the study's variants (``benchmark.load_study``)
     :param tasks: the tasks (``benchmark.Task``, for the random score) by env id
+    :param results: the finished runs with the study's settings (``benchmark.finished_result``), by variant, task
+        and seed: a result of other settings left in a variant's folder is not one of them
     """
     import yaml
 
     meta = yaml.safe_load(study.read_text())
     columns, floors = meta.get("columns", []), meta.get("floors", {})
-    runs = {}  # (variant, task) -> {seed: result}
-    for v in variants:
-        for task in v["tasks"]:
-            found = {s: Path(v["out"], "runs", v["algo"], task, f"seed{s}", "result.json") for s in v["seeds"]}
-            runs[v["name"], task] = {s: json.loads(p.read_text()) for s, p in found.items() if p.exists()}
+    runs: dict[tuple[str, str], dict[int, Any]] = {}  # (variant, task) -> {seed: result}
+    for (variant, task, seed), result in results.items():
+        runs.setdefault((variant, task), {})[seed] = result
     rows = []
     for task in tasks:
         for v in variants:

@@ -369,6 +369,12 @@ def log_curve(columns: dict[str, list[float]], steps: list[float], budget: int, 
 
 def run_worker(spec_file: Path) -> None:
     """Train and evaluate one run with rl-zoo3's ``ExperimentManager``; its ``result.json`` goes beside ``spec_file``."""
+    if (parent := os.environ.get("SB3_GPG_PARENT")) and sys.platform == "linux":
+        # Die with the Ray worker that started this run (prctl PR_SET_PDEATHSIG = 1), so that a run whose worker was
+        # killed does not train on beside its retry; set here, after exec, rather than between fork and exec.
+        ctypes.CDLL(None).prctl(1, signal.SIGKILL, 0, 0, 0)
+        if os.getppid() != int(parent):
+            raise SystemExit("the Ray worker that started this run is gone")
     spec, run_dir, start_process = json.loads(spec_file.read_text()), spec_file.parent, time.perf_counter()
     rss = lambda who: resource.getrusage(who).ru_maxrss / (2**20 if sys.platform == "darwin" else 1024)  # noqa: E731  MiB
     register()
@@ -507,6 +513,8 @@ def plan_equal_compute(specs: Sequence[dict[str, Any]], out: Path) -> list[dict[
         runs = {a: [spec for spec in specs if (spec["env_id"], spec["algo"]) == (env_id, a)] for a in ("gpg", "ppo")}
         results = {a: [finished_result(spec) for spec in runs[a]] for a in runs}
         if not all(runs.values()) or not all(r and "train_cpu_s" in r for rs in results.values() for r in rs):
+            if all(runs.values()) and all(results["gpg"] + results["ppo"]):
+                print(f"equal compute: {env_id}'s runs record no CPU seconds (made before they were): none planned")
             continue
         seconds = round(float(np.median([r["train_cpu_s"] for r in results["ppo"]])), 1)
         steps = int(np.median([r["steps_per_cpu_s"] for r in results["gpg"]]) * seconds)
@@ -532,10 +540,8 @@ def run_task(spec: dict[str, Any]) -> dict[str, Any]:
         with open(log := Path(folder, "worker.log"), "w") as file:
             # This script as Ray's working_dir placed it on the node: the task's working directory.
             command = [sys.executable, str(Path.cwd() / "benchmark.py"), "--worker", str(spec_file)]
-            # On Linux the run dies with its Ray worker (prctl PR_SET_PDEATHSIG = 1), so that a run whose worker was
-            # killed does not train on beside its retry.
-            die = (lambda: ctypes.CDLL(None).prctl(1, signal.SIGKILL, 0, 0, 0)) if sys.platform == "linux" else None
-            returncode = subprocess.call(command, stdout=file, stderr=subprocess.STDOUT, cwd=folder, env=env, preexec_fn=die)
+            env["SB3_GPG_PARENT"] = str(os.getpid())  # run_worker dies with this process
+            returncode = subprocess.call(command, stdout=file, stderr=subprocess.STDOUT, cwd=folder, env=env)
         result = Path(folder, "result.json")
         text = "\n".join(log.read_text(errors="replace").splitlines()[-200:])
         return {"result": json.loads(result.read_text()) if returncode == 0 else None, "returncode": returncode, "log": text}
@@ -562,8 +568,8 @@ def execute(todo: Sequence[dict[str, Any]], n_specs: int, args: argparse.Namespa
         ray.init(**where, runtime_env={"working_dir": str(SCRIPTS)}, log_to_driver=False, logging_level="warning")
     # max_retries: Ray reruns a task whose worker process or node died; a run that fails (its worker exits with an
     # error) returns normally and is not retried.
-    task = ray.remote(num_cpus=1, max_retries=args.max_retries)(run_task)
-    pending = {task.remote(spec): spec for spec in todo}
+    task = ray.remote(max_retries=args.max_retries)(run_task)
+    pending = {task.options(num_cpus=spec["torch_threads"]).remote(spec): spec for spec in todo}  # a CPU per thread
     failures: list[str] = []
     started, n_done, steps_done, steps_total = time.perf_counter(), n_specs - len(todo), 0, sum(s["n_timesteps"] for s in todo)
     signal.signal(signal.SIGTERM, signal.default_int_handler)  # SIGTERM stops the sweep like Ctrl-C
@@ -629,7 +635,9 @@ def sweep(args: argparse.Namespace) -> int:
     if args.study:
         study = Path(args.study)
         whole = parse_args(["--study", args.study])  # the report shows every variant, whichever this sweep ran
-        files = bench_report.study_report(study, whole.variants, {t.env_id: t for t in resolve_tasks(whole)})
+        every = plan_runs(whole, whole_tasks := resolve_tasks(whole), out)
+        found = {(s["variant"], s["env_id"], s["seed"]): r for s in every if (r := finished_result(s)) is not None}
+        files = bench_report.study_report(study, whole.variants, {t.env_id: t for t in whole_tasks}, found)
         for name, data in files.items():
             write_atomic(study.parent / name, data)
         print(f"report: {study.parent / 'report.md'}")
@@ -702,11 +710,15 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
         args = parser.parse_args(argv)
     args.variants = load_study(Path(args.study), args.variants) if args.study else None
     if args.study:
+        study = yaml.safe_load(Path(args.study).read_text())
+        if unknown := sorted(set(args.tasks or []) - set(study["tasks"])):
+            parser.error(f"--tasks {unknown[0]}: not a task of {args.study} ({', '.join(study['tasks'])})")
         for variant in args.variants:  # --seeds and --tasks narrow the study's
             variant["seeds"] = [s for s in variant["seeds"] if args.seeds is None or s in args.seeds]
             variant["tasks"] = [t for t in variant["tasks"] if args.tasks is None or t in args.tasks]
-        study = yaml.safe_load(Path(args.study).read_text())
-        args.tasks = [t for t in study["tasks"] if any(t in v["tasks"] for v in args.variants)]
+        args.tasks = [t for t in study["tasks"] if any(t in v["tasks"] and v["seeds"] for v in args.variants)]
+        if not args.tasks:
+            parser.error(f"no run of {args.study} is left with these --variants, --tasks and --seeds")
         args.budget = [*(args.budget or []), *(f"{t}={b}" for t, b in study["tasks"].items() if b and t in args.tasks)]
         args.algos, args.random_scores = sorted({v["algo"] for v in args.variants}), study.get("random_scores")
     args.tasks, args.seeds = args.tasks or list(DEFAULT_TASKS), args.seeds or [0, 1, 2, 3, 4]
@@ -721,8 +733,11 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
         parser.error(f"--conf names {bad[0]}, which is not among --tasks")
     if bad := [name for name in positive if vars(args)[name] < 1]:
         parser.error(f"--{bad[0].replace('_', '-')} must be >= 1")
-    if args.equal_compute and args.vec_env == "subproc":
-        parser.error("--equal-compute counts the training process's CPU time: SubprocVecEnv's env processes escape it")
+    if args.equal_compute and (args.vec_env == "subproc" or args.device != "cpu" or args.study):
+        parser.error(
+            "--equal-compute counts the training process's CPU time: it takes neither --vec-env subproc (env "
+            "processes escape it), nor a GPU --device, nor --study (it compares GPG with PPO per task)"
+        )
     return args
 
 

@@ -299,8 +299,13 @@ def test_a_study_plans_its_variants_in_their_folders(tmp_path: Path) -> None:
     assert specs[-1]["config"]["entry"] == "default"  # variant.yml has no Acrobot-v1 entry: rl-zoo3's fallback
     assert specs[-1]["config"]["values"] == {"n_envs": 1, "gamma": 0.95}
     assert specs[0]["config"]["entry"] == "CartPole-v1" and specs[0]["eval_freq"] == 100
-    narrowed = bench.parse_args(["--study", str(study), "--variants", "cand", "--seeds", "101"])
-    assert bench.plan_runs(narrowed, bench.resolve_tasks(narrowed), tmp_path) == []  # cand runs seed 100 only
+    narrowed = bench.parse_args(["--study", str(study), "--variants", "cand", "--tasks", "Acrobot-v1"])
+    assert [(s["variant"], s["env_id"]) for s in bench.plan_runs(narrowed, bench.resolve_tasks(narrowed), tmp_path)] == [
+        ("cand", "Acrobot-v1")
+    ]
+    for bad in (["--variants", "cand", "--seeds", "101"], ["--tasks", "Pendulum-v1"], ["--equal-compute"]):
+        with pytest.raises(SystemExit):  # cand runs seed 100 only; not a task of the study; equal compute is GPG vs PPO
+            bench.parse_args(["--study", str(study), *bad])
     with pytest.raises(SystemExit, match="no variant"):
         bench.parse_args(["--study", str(study), "--variants", "nope"])
 
@@ -312,15 +317,19 @@ def test_a_studys_report_by_hand(tmp_path: Path) -> None:
         "columns: [gpg/returns_tied]\nvariants:\n  base: {}\n  new: {reference: base}\n"
     )
     finals = {"base": {1: -100.0, 2: -500.0}, "new": {1: -80.0, 2: -90.0, 3: -70.0}}
-    for name, runs in finals.items():
-        for seed, final in runs.items():
-            run_dir = tmp_path / name / "runs" / "gpg" / "Acrobot-v1" / f"seed{seed}"
-            run_dir.mkdir(parents=True)
-            result = {"final_mean": final, "log_means": {"gpg/returns_tied": 0.5 if name == "new" else 0.0}}
-            (run_dir / "result.json").write_text(json.dumps(result | {"provenance": {"code": f"c-{name}"}}))
     args = bench.parse_args(["--study", str(study)])
     tasks = {t.env_id: t for t in bench.resolve_tasks(args)}  # Acrobot-v1: random -497.1
-    files = report.study_report(study, args.variants, tasks)
+    found = {}
+    for spec in bench.plan_runs(args, list(tasks.values()), tmp_path):
+        if (final := finals[spec["variant"]].get(spec["seed"])) is not None:
+            tied = {"gpg/returns_tied": 0.5 if spec["variant"] == "new" else 0.0}
+            result = {"key": bench.run_key(spec), "final_mean": final, "log_means": tied}
+            found[spec["variant"], spec["env_id"], spec["seed"]] = result | {"provenance": {"code": f"c-{spec['variant']}"}}
+            bench.write_atomic(Path(spec["run_dir"]) / "result.json", found[spec["variant"], spec["env_id"], spec["seed"]])
+    # A result of other settings left in a variant's folder is not reported.
+    stray = tmp_path / "base" / "runs" / "gpg" / "Acrobot-v1" / "seed3" / "result.json"
+    bench.write_atomic(stray, {"key": {}, "final_mean": 1e9})
+    files = report.study_report(study, args.variants, tasks, found)
     rows = list(csv.DictReader(io.StringIO(files["report.csv"])))
     assert [r["variant"] for r in rows] == ["base", "new"] and rows[1]["seeds"] == "1-3"
     assert float(rows[1]["mean"]) == pytest.approx(-80.0) and float(rows[1]["worst"]) == -90.0
@@ -430,6 +439,9 @@ def test_committed_studies_plan_and_report(study: Path) -> None:
     tasks = bench.resolve_tasks(args)
     specs = bench.plan_runs(args, tasks, REPO / "unused")
     assert specs and all(Path(s["run_dir"]).is_relative_to(REPO / "benchmarks") for s in specs)
-    table = pd.read_csv(io.StringIO(report.study_report(study, args.variants, {t.env_id: t for t in tasks})["report.csv"]))
-    finished = {(s["variant"], s["env_id"]) for s in specs if (Path(s["run_dir"]) / "result.json").exists()}
-    assert set(zip(table["variant"], table["task"], strict=True)) == finished
+    # Every result.json in the study's folders was made with the study's settings.
+    found = {(s["variant"], s["env_id"], s["seed"]): r for s in specs if (r := bench.finished_result(s)) is not None}
+    assert len(found) == sum((Path(s["run_dir"]) / "result.json").exists() for s in specs)
+    files = report.study_report(study, args.variants, {t.env_id: t for t in tasks}, found)
+    table = pd.read_csv(io.StringIO(files["report.csv"]))
+    assert set(zip(table["variant"], table["task"], strict=True)) == {key[:2] for key in found}

@@ -55,26 +55,31 @@ def descendants(pid: int) -> list[int]:
     return found
 
 
-def stop_cluster(temp_dir: str) -> None:
-    """Kill this cluster's processes only (every one names its temporary folder) and what runs under them."""
-    own = [pid for pid, (_, command) in processes().items() if temp_dir in command and pid != os.getpid()]
-    for pid in [*own, *(child for parent in own for child in descendants(parent))]:
-        with contextlib.suppress(ProcessLookupError):
+def kill(pids: list[int]) -> None:
+    for pid in pids:
+        with contextlib.suppress(ProcessLookupError):  # gone already, with the process it depended on
             os.kill(pid, signal.SIGKILL)
 
 
+def stop_cluster(marks: list[str]) -> None:
+    """Kill this cluster's processes only (each names its temporary folder or its address) and what runs under them."""
+    own = [pid for pid, (_, command) in processes().items() if any(m in command for m in marks) and pid != os.getpid()]
+    kill([*(child for parent in own for child in descendants(parent)), *own])
+
+
 def test_two_nodes_a_dead_worker_node_and_each_result_once(tmp_path: Path) -> None:
-    port, worker_port, out = free_port(), free_port(), tmp_path / "out"
+    port, worker_port, client_port, out = free_port(), free_port(), free_port(), tmp_path / "out"
     # The cluster's own temporary folder (short: Ray's socket paths must fit), by which it is stopped at the end
     # without `ray stop`, which would stop every Ray instance of the machine.
-    temp_dir = tempfile.mkdtemp(prefix="ray-", dir="/tmp")
+    temp_dir, sweep = tempfile.mkdtemp(prefix="ray-", dir="/tmp"), None
     # Ray's token authentication, as on a cluster of several machines: every node and the driver hold one token.
     env = {**os.environ, "RAY_USAGE_STATS_ENABLED": "0", "OMP_NUM_THREADS": "1", "RAY_AUTH_MODE": "token"}
     env["RAY_AUTH_TOKEN"] = secrets.token_hex(32)
     ray = lambda *args: subprocess.run([str(RAY), *args], env=env, capture_output=True, text=True, timeout=120)  # noqa: E731
     try:
         head = ray("start", "--head", "--node-ip-address=127.0.0.1", f"--port={port}", "--num-cpus=1",
-                   "--include-dashboard=false", "--disable-usage-stats", f"--temp-dir={temp_dir}")  # fmt: skip
+                   "--include-dashboard=false", "--disable-usage-stats", f"--temp-dir={temp_dir}",
+                   f"--ray-client-server-port={client_port}")  # fmt: skip
         assert head.returncode == 0, head.stderr
         worker = ray("start", f"--address=127.0.0.1:{port}", "--num-cpus=1", f"--node-manager-port={worker_port}")
         assert worker.returncode == 0, worker.stderr
@@ -88,20 +93,23 @@ def test_two_nodes_a_dead_worker_node_and_each_result_once(tmp_path: Path) -> No
             env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, cwd=tmp_path,
         )  # fmt: skip
         # Once a run has finished on the worker node and another one trains there, kill the node: its raylet and every
-        # process under it (Ray's workers, the training subprocess).
-        deadline, killed = time.monotonic() + 300, []
+        # process under it (Ray's workers, the training subprocess). The training run's spec says which run it was.
+        deadline, killed_seed = time.monotonic() + 300, None
         while time.monotonic() < deadline and sweep.poll() is None:
             results = [json.loads(p.read_text()) for p in out.glob("runs/gpg/*/seed*/result.json")]
             landed = any(r["provenance"]["node"]["ray_node_id"] == worker_node for r in results)
-            training = [p for p in descendants(raylet) if "--worker" in processes().get(p, (0, ""))[1]]
+            table = processes()
+            training = [table[p][1] for p in descendants(raylet) if "benchmark.py --worker" in table.get(p, (0, ""))[1]]
             if landed and training:
-                killed = [raylet, *descendants(raylet)]
-                for pid in killed:
-                    os.kill(pid, signal.SIGKILL)
-                break
+                spec = Path(training[0].split("--worker")[1].split()[0])
+                with contextlib.suppress(OSError, ValueError):
+                    killed_seed = json.loads(spec.read_text())["seed"]
+                if killed_seed is not None:
+                    kill([*descendants(raylet), raylet])
+                    break
             time.sleep(0.2)
         output = sweep.communicate(timeout=600)[0]
-        assert killed, f"no run was training on the worker node after one had finished there:\n{output}"
+        assert killed_seed is not None, f"no run was training on the worker node after one had finished there:\n{output}"
         assert sweep.returncode == 0 and "FAILED" not in output, output
 
         results = {p.parent.name: json.loads(p.read_text()) for p in out.glob("runs/gpg/CartPole-v1/seed*/result.json")}
@@ -112,6 +120,10 @@ def test_two_nodes_a_dead_worker_node_and_each_result_once(tmp_path: Path) -> No
         assert len(nodes) == 2 and worker_node in nodes  # runs landed on both nodes
         for seed in seeds:  # each run reported once: the killed one retried, not doubled
             assert output.count(f"gpg CartPole-v1 seed {seed}:") == 1, output
+        # The killed run was retried on the head node.
+        assert results[f"seed{killed_seed}"]["provenance"]["node"]["ray_node_id"] != worker_node
     finally:
-        stop_cluster(temp_dir)
+        if sweep is not None and sweep.poll() is None:
+            sweep.kill()
+        stop_cluster([temp_dir, f"127.0.0.1:{port}"])
         shutil.rmtree(temp_dir, ignore_errors=True)
