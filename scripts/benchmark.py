@@ -1,5 +1,5 @@
 """
-GPG against SB3 PPO, and studies of their variants, through rl-zoo3: each run a Ray task of one CPU.
+GPG against SB3 PPO, and studies of their variants, through rl-zoo3: each run a Ray task (a CPU per torch thread).
 
 Each run trains the model rl-zoo3's ``ExperimentManager`` builds from its configuration entry (``hyperparams/gpg.yml``,
 rl-zoo3's ``ppo.yml``, ``--conf ALGO[:ENV]=FILE`` or a study's variant), by default for rl-zoo3's PPO budget of the
