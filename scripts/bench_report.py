@@ -162,6 +162,33 @@ def _normalized_iqm(gpg: Mapping[str, Any], ppo: Mapping[str, Any], random: floa
     return float("nan") if value is None else value
 
 
+def verdict(p_improvement: Sequence[float]) -> str:
+    """``win``/``loss`` if the interval of P(GPG > PPO) (``[point, low, high]``) lies above/below 1/2, else ``parity``."""
+    return "win" if p_improvement[1] > 0.5 else "loss" if p_improvement[2] < 0.5 else "parity"
+
+
+def _mean_normalized(gpg: Mapping[str, Any], ppo: Mapping[str, Any], randoms: Mapping[str, float]) -> float:
+    """The mean over tasks of GPG's IQM normalized with a random policy at 0 and PPO's IQM at 1: each task weighs the same."""
+    values = [(iqm(gpg[t]) - randoms[t]) / (iqm(ppo[t]) - randoms[t]) for t in randoms]
+    return float(np.mean(values)) if values else float("nan")
+
+
+def overall(results: Results, tasks: Sequence[Any], reps: int) -> dict[str, Any]:
+    """
+    GPG against PPO over every task with runs of both, none left out: ``normalized`` (:func:`_mean_normalized`) and
+    ``p_improvement`` (averaged over tasks), with intervals resampling both algorithms' runs within each task, and the
+    verdict from the interval of ``p_improvement`` (as :func:`verdicts`).
+    """
+    scores = [{e: s.to_numpy(float) for e, s in pd.DataFrame(results).query("algo == @a").groupby("env_id")["final_mean"]}
+              for a in ("gpg", "ppo")]  # fmt: skip
+    randoms = {t.env_id: t.random_score for t in tasks if all(t.env_id in x for x in scores)}
+    scores = [{e: x[e] for e in randoms} for x in scores]
+    statistic = functools.partial(_mean_normalized, randoms=randoms)
+    row = {"tasks": len(randoms), "normalized": stratified_bootstrap(statistic, scores, reps)}
+    row["p_improvement"] = stratified_bootstrap(probability_of_improvement, scores, reps)
+    return row | {"verdict": verdict(row["p_improvement"])}
+
+
 def verdicts(results: Results, tasks: Sequence[Any], reps: int) -> list[dict[str, Any]]:
     """
     GPG against PPO per task with runs of both (their seeds may differ): per algorithm the IQM of the final returns with
@@ -184,9 +211,7 @@ def verdicts(results: Results, tasks: Sequence[Any], reps: int) -> list[dict[str
             row |= {f"{algo}_mean": float(finals.mean()), f"{algo}_worst": float(finals.min()), f"{algo}_below": below}
         row["normalized"] = stratified_bootstrap(functools.partial(_normalized_iqm, random=task.random_score), scores, reps)
         row["p_improvement"] = stratified_bootstrap(probability_of_improvement, scores, reps)
-        low, high = row["p_improvement"][1:]
-        row["verdict"] = "win" if low > 0.5 else "loss" if high < 0.5 else "parity"
-        rows.append(row)
+        rows.append(row | {"verdict": verdict(row["p_improvement"])})
     return rows
 
 
@@ -291,7 +316,10 @@ def reports(
     """
     agg = aggregate(results, tasks, algos, reps)
     per_task = verdicts(results, tasks, reps)
-    at_ppo_time = verdicts([*equal, *(r for r in results if r["algo"] == "ppo")], tasks, reps) if equal else []
+    ppo_runs = [r for r in results if r["algo"] == "ppo"]
+    at_ppo_time = verdicts([*equal, *ppo_runs], tasks, reps) if equal else []
+    totals = {"same_steps": overall(results, tasks, reps)}
+    totals |= {"equal_compute": overall([*equal, *ppo_runs], tasks, reps)} if equal else {}
     interval = lambda v: f"{v[0]:.1f} [{v[1]:.1f}, {v[2]:.1f}]" if abs(v[0]) >= 10 else f"{v[0]:.2f} [{v[1]:.2f}, {v[2]:.2f}]"  # noqa: E731
     intervals = lambda v: [interval(v[k]) for k in ("gpg_iqm", "ppo_iqm", "normalized", "p_improvement")]  # noqa: E731
     intervals_columns = "GPG IQM [95% CI]|PPO IQM [95% CI]|normalized [95% CI]|P(GPG > PPO) [95% CI]"
@@ -301,6 +329,10 @@ def reports(
         [v["env_id"], *intervals(v), both(v, "mean"), both(v, "worst"), f"{below(v, 'gpg')} / {below(v, 'ppo')}", v["verdict"]]
         for v in per_task
     ]
+    cells = lambda v: [interval(v["normalized"]), v["verdict"]] if v else ["-", "-"]  # noqa: E731
+    by_env = {v["env_id"]: v for v in at_ppo_time}
+    summary_md = [[v["env_id"], *cells(v), *(cells(by_env.get(v["env_id"])) if equal else [])] for v in per_task]
+    summary_md.append([f"all {totals['same_steps']['tasks']} tasks", *(x for t in totals.values() for x in cells(t))])
     cpu = bool(equal) and all(r.get("cpu_budget_s") is not None for r in equal)  # else wall-clock budgets (earlier runs)
     budget, spent = ("cpu_budget_s", "train_cpu_s") if cpu else ("time_budget_s", "train_wall_s")
     budgets = {r["env_id"]: r[budget] for r in equal}
@@ -358,6 +390,11 @@ keep the figures shown before (on their own seeds).
 {table(looks_md, "env|algo|looks|shown|configuration|config hash|code|seeds|runs|IQM|mean|worst")}"""
     details_columns = "env|algo|seeds|final return|AUC|threshold|steps to threshold|s to threshold|steps/s|train s|params"
     details_columns += "|peak RSS MiB|rollout %|updates %"
+    summary_text = f"""Per task, GPG's final return normalized with a random policy at 0 and PPO's at 1 (GPG's IQM over its
+runs, with its 95% bootstrap interval), and the verdict from P(GPG > PPO) (both as below). `{summary_md[-1][0]}`: the
+mean of the tasks' normalized IQMs, each task weighing the same (none is left out), and P(GPG > PPO) averaged over the
+tasks.{" Left: at the same step budget; right: at equal compute (below)." if equal else ""}"""
+    summary_columns = "env|normalized [95% CI]|verdict" + "|at equal compute: normalized [95% CI]|verdict" * bool(equal)
     verdicts_columns = f"env|{intervals_columns}|mean GPG / PPO|worst GPG / PPO|below threshold GPG / PPO|verdict"
     unit = "CPU s" if cpu else "s"
     equal_columns = f"env|PPO's median {unit}|GPG's median {unit}|{intervals_columns}|worst GPG / PPO|verdict"
@@ -379,6 +416,11 @@ PPO's final return, as above.
 
 Command: `{command}`
 
+## Summary
+
+{summary_text}
+
+{table(summary_md, summary_columns, 1)}
 ## Per task: GPG against PPO, with intervals
 
 Final return (deterministic evaluation after `n_timesteps` env steps). IQM: interquartile mean over the runs, with its
@@ -419,11 +461,12 @@ Learning curves: `curves/<env>.png`. Per-seed numbers: `results.csv`; each run's
 """
     files = {
         "results.csv": runs_frame(results).to_csv(index=False),
-        "aggregate.json": {**agg, "verdicts": per_task, "equal_compute": at_ppo_time},
+        "aggregate.json": {**agg, "verdicts": per_task, "equal_compute": at_ppo_time, "overall": totals},
         "benchmark.md": text,
     }
     # The main tables also as CSV, cell for cell as in benchmark.md, for the documentation's csv-table directives.
-    tables = {"verdicts": (verdicts_md, verdicts_columns), "equal_compute": (equal_md, equal_columns) if equal else None,
+    tables = {"summary": (summary_md, summary_columns), "verdicts": (verdicts_md, verdicts_columns),
+              "equal_compute": (equal_md, equal_columns) if equal else None,
               "details": (details, details_columns),
               "aggregate": (estimates, "metric|algo|estimate|95% CI")}  # fmt: skip
     files |= {f"tables/{name}.csv": frame(*t).to_csv(index=False) for name, t in tables.items() if t is not None}

@@ -99,6 +99,19 @@ def test_verdicts_from_intervals() -> None:
     assert report.verdicts(results[:3], [task], reps=10) == []  # no PPO run: no row
 
 
+def test_overall_weighs_every_task_the_same() -> None:
+    # Two tasks, constant runs: CartPole GPG 480 vs PPO 240 (random 0): 2.0; Walker GPG 110 vs PPO 1010 (random 10):
+    # 0.1. The mean 1.05 keeps the weak task in (a pooled IQM of the runs would trim it away); P(GPG > PPO): (1 + 0) / 2.
+    tasks = [bench.Task("CartPole-v1", 100, "t", 10, 475.0, "t", 0.0), bench.Task("Walker2d-v5", 1, "t", 1, None, "t", 10.0)]
+    results = [run("gpg", s, 480.0, [], 1.0, 1.0) for s in (10, 11)] + [run("ppo", s, 240.0, [], 1.0, 1.0) for s in (0, 1)]
+    walker = [run("gpg", s, 110.0, [], 1.0, 1.0) for s in (10, 11)] + [run("ppo", s, 1010.0, [], 1.0, 1.0) for s in (0, 1)]
+    total = report.overall(results + [{**r, "env_id": "Walker2d-v5"} for r in walker], tasks, reps=50)
+    assert total["tasks"] == 2 and total["p_improvement"] == [0.5, 0.5, 0.5] and total["verdict"] == "parity"
+    assert np.allclose(total["normalized"], 1.05)
+    # A task without PPO's runs is not in it.
+    assert report.overall([*results, *walker[:2]], tasks, reps=10)["tasks"] == 1
+
+
 def test_reports_keep_the_columns_and_read_both_result_versions() -> None:
     old_split = {"env": 1.0, "inference": 1.0, "advantages": 0.5, "updates": 2.0, "other": 0.5}
     zoo_ppo = {
@@ -144,8 +157,12 @@ def test_reports_keep_the_columns_and_read_both_result_versions() -> None:
     assert "PPO's median CPU s" in equal_md and "training CPU seconds" in equal_md
     # The main tables also as CSV, cell for cell (the documentation's csv-tables); equal_compute only with such runs.
     assert sorted(n for n in equal_files if n.startswith("tables/")) == [
-        f"tables/{name}.csv" for name in ("aggregate", "details", "equal_compute", "verdicts")
+        f"tables/{name}.csv" for name in ("aggregate", "details", "equal_compute", "summary", "verdicts")
     ]
+    # The summary: per task and over all tasks, at the same step budget and at equal compute.
+    assert "|CartPole-v1|1.75 [1.75, 1.75]|win|0.50 [0.50, 0.50]|loss|" in equal_md
+    assert "|all 1 tasks|1.75 [1.75, 1.75]|win|0.50 [0.50, 0.50]|loss|" in equal_md
+    assert "|CartPole-v1|1.75 [1.75, 1.75]|win|\n" in files["benchmark.md"]
     assert "tables/equal_compute.csv" not in files
     (equal_row,) = csv.DictReader(io.StringIO(equal_files["tables/equal_compute.csv"]))
     assert equal_row["normalized [95% CI]"] == "0.50 [0.50, 0.50]" and equal_row["env"] == "CartPole-v1"
