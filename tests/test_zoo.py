@@ -50,6 +50,7 @@ ENVS = [
     "HalfCheetah-v5",
     "Hopper-v5",
     "Walker2d-v5",
+    "Ant-v5",
 ]
 #: Keys of a gpg.yml entry that rl-zoo3 consumes itself (the others go to GPG's constructor).
 ZOO_KEYS = {"n_envs", "n_timesteps", "normalize", "env_wrapper", "vec_env_wrapper", "frame_stack", "callback", "env_kwargs"}
