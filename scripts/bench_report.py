@@ -126,61 +126,25 @@ def _pooled_iqm(scores: Mapping[str, Any]) -> float:
     return iqm(np.concatenate([np.asarray(x, dtype=float) for x in scores.values()]))
 
 
-def aggregate(results: Results, tasks: Sequence[Any], algos: Sequence[str], reps: int) -> dict[str, Any]:
-    """
-    IQM of normalized scores (random 0, threshold 1) and probability of improvement, with bootstrap intervals.
-
-    :param tasks: tasks (``env_id``, ``threshold``, ``random_score``)
-    :return: ``{"iqm": {metric: {algo: [point, low, high]}}, "probability_of_improvement": {metric: {"a>b": ...}}}``
-    """
-    bounds = {t.env_id: (t.random_score, t.threshold) for t in tasks}
-    runs = pd.DataFrame(results, columns=["algo", "env_id", "final_mean", "auc"])
-    runs = runs[runs["env_id"].isin(list(bounds))]
-    agg: dict[str, Any] = {
-        "method": f"stratified bootstrap over runs within each task, {reps} resamples, 95% percentile intervals",
-        "normalization": "(score - random) / (threshold - random)",
-        "tasks_normalized": sorted(e for e, b in bounds.items() if normalized(0.0, *b) is not None),
-        "iqm": {},
-        "probability_of_improvement": {},
-    }
-    for metric, field in (("final", "final_mean"), ("auc", "auc")):
-        # Each algorithm's scores by task, in order of appearance (the order of the bootstrap's draws).
-        raw = {a: {e: s.to_numpy(float) for e, s in runs[runs.algo == a].groupby("env_id", sort=False)[field]} for a in algos}
-        norm = {a: {e: x for e, s in raw[a].items() if (x := normalized(s, *bounds[e])) is not None} for a in algos}
-        agg["iqm"][metric] = {a: stratified_bootstrap(_pooled_iqm, [norm[a]], reps) for a in algos if norm[a]}
-        agg["probability_of_improvement"][metric] = {
-            f"{a}>{b}": stratified_bootstrap(probability_of_improvement, [raw[a], raw[b]], reps)
-            for a, b in itertools.combinations(algos, 2)
-            if set(raw[a]) & set(raw[b])
-        }
-    return agg
-
-
-def _normalized_iqm(gpg: Mapping[str, Any], ppo: Mapping[str, Any], random: float) -> float:
-    """GPG's pooled IQM with ``random`` at 0 and PPO's pooled IQM at 1 (NaN if PPO's equals ``random``)."""
-    value = normalized(_pooled_iqm(gpg), random, _pooled_iqm(ppo))
-    return float("nan") if value is None else value
-
-
 def verdict(p_improvement: Sequence[float]) -> str:
     """``win``/``loss`` if the interval of P(GPG > PPO) (``[point, low, high]``) lies above/below 1/2, else ``parity``."""
     return "win" if p_improvement[1] > 0.5 else "loss" if p_improvement[2] < 0.5 else "parity"
 
 
 def _mean_normalized(gpg: Mapping[str, Any], ppo: Mapping[str, Any], randoms: Mapping[str, float]) -> float:
-    """The mean over tasks of GPG's IQM normalized with a random policy at 0 and PPO's IQM at 1: each task weighs the same."""
-    values = [(iqm(gpg[t]) - randoms[t]) / (iqm(ppo[t]) - randoms[t]) for t in randoms]
-    return float(np.mean(values)) if values else float("nan")
+    """The mean over tasks of GPG's IQM with a random policy at 0 and PPO's IQM at 1 (NaN where PPO's is random's)."""
+    values = [normalized(iqm(gpg[t]), randoms[t], iqm(ppo[t])) for t in randoms]
+    return float(np.mean([np.nan if v is None else v for v in values])) if values else float("nan")
 
 
-def overall(results: Results, tasks: Sequence[Any], reps: int) -> dict[str, Any]:
+def overall(results: Results, tasks: Sequence[Any], reps: int, field: str = "final_mean") -> dict[str, Any]:
     """
-    GPG against PPO over every task with runs of both, none left out: ``normalized`` (:func:`_mean_normalized`) and
-    ``p_improvement`` (averaged over tasks), with intervals resampling both algorithms' runs within each task, and the
-    verdict from the interval of ``p_improvement`` (as :func:`verdicts`).
+    GPG against PPO over every task with runs of both, each task weighing the same and none left out: ``normalized``
+    (:func:`_mean_normalized`) and ``p_improvement`` (averaged over tasks) of ``field``, with intervals from a stratified
+    bootstrap (both algorithms' runs resampled within each task), and the :func:`verdict`.
     """
-    scores = [{e: s.to_numpy(float) for e, s in pd.DataFrame(results).query("algo == @a").groupby("env_id")["final_mean"]}
-              for a in ("gpg", "ppo")]  # fmt: skip
+    runs = pd.DataFrame(results, columns=["algo", "env_id", field])
+    scores = [{e: s.to_numpy(float) for e, s in runs[runs.algo == a].groupby("env_id")[field]} for a in ("gpg", "ppo")]
     randoms = {t.env_id: t.random_score for t in tasks if all(t.env_id in x for x in scores)}
     scores = [{e: x[e] for e in randoms} for x in scores]
     statistic = functools.partial(_mean_normalized, randoms=randoms)
@@ -209,7 +173,8 @@ def verdicts(results: Results, tasks: Sequence[Any], reps: int) -> list[dict[str
             below = None if task.threshold is None else int(np.sum(finals < task.threshold))
             row |= {f"{algo}_seeds": len(finals), f"{algo}_iqm": stratified_bootstrap(_pooled_iqm, [x], reps)}
             row |= {f"{algo}_mean": float(finals.mean()), f"{algo}_worst": float(finals.min()), f"{algo}_below": below}
-        row["normalized"] = stratified_bootstrap(functools.partial(_normalized_iqm, random=task.random_score), scores, reps)
+        statistic = functools.partial(_mean_normalized, randoms={task.env_id: task.random_score})
+        row["normalized"] = stratified_bootstrap(statistic, scores, reps)
         row["p_improvement"] = stratified_bootstrap(probability_of_improvement, scores, reps)
         rows.append(row | {"verdict": verdict(row["p_improvement"])})
     return rows
@@ -314,12 +279,12 @@ def reports(
     :param history: the folder's ``history.json`` (:func:`update_history`; empty for the first report): given, the
         files include it with ``results`` added, and ``benchmark.md`` a section of the looks at each task's runs
     """
-    agg = aggregate(results, tasks, algos, reps)
     per_task = verdicts(results, tasks, reps)
     ppo_runs = [r for r in results if r["algo"] == "ppo"]
     at_ppo_time = verdicts([*equal, *ppo_runs], tasks, reps) if equal else []
-    totals = {"same_steps": overall(results, tasks, reps)}
-    totals |= {"equal_compute": overall([*equal, *ppo_runs], tasks, reps)} if equal else {}
+    totals = {"final return": overall(results, tasks, reps)}
+    totals |= {"final return at equal compute": overall([*equal, *ppo_runs], tasks, reps)} if equal else {}
+    totals |= {"AUC": overall(results, tasks, reps, "auc")}
     interval = lambda v: f"{v[0]:.1f} [{v[1]:.1f}, {v[2]:.1f}]" if abs(v[0]) >= 10 else f"{v[0]:.2f} [{v[1]:.2f}, {v[2]:.2f}]"  # noqa: E731
     intervals = lambda v: [interval(v[k]) for k in ("gpg_iqm", "ppo_iqm", "normalized", "p_improvement")]  # noqa: E731
     intervals_columns = "GPG IQM [95% CI]|PPO IQM [95% CI]|normalized [95% CI]|P(GPG > PPO) [95% CI]"
@@ -332,7 +297,8 @@ def reports(
     cells = lambda v: [interval(v["normalized"]), v["verdict"]] if v else ["-", "-"]  # noqa: E731
     by_env = {v["env_id"]: v for v in at_ppo_time}
     summary_md = [[v["env_id"], *cells(v), *(cells(by_env.get(v["env_id"])) if equal else [])] for v in per_task]
-    summary_md.append([f"all {totals['same_steps']['tasks']} tasks", *(x for t in totals.values() for x in cells(t))])
+    n_tasks = totals["final return"]["tasks"]
+    summary_md += [[f"all {n_tasks} tasks", *(x for k, t in totals.items() if k != "AUC" for x in cells(t))]] * bool(n_tasks)
     cpu = bool(equal) and all(r.get("cpu_budget_s") is not None for r in equal)  # else wall-clock budgets (earlier runs)
     budget, spent = ("cpu_budget_s", "train_cpu_s") if cpu else ("time_budget_s", "train_wall_s")
     budgets = {r["env_id"]: r[budget] for r in equal}
@@ -364,10 +330,7 @@ def reports(
         for (_, e, a, config), g in runs.fillna({"config": ""}).groupby(["order", "env_id", "algo", "config"])
     ]  # fmt: skip
     estimates = [
-        [f"{kind} {label}", name.replace(">", " > "), f"{p:.3f}", f"[{low:.3f}, {high:.3f}]"]
-        for kind, key in (("IQM normalized", "iqm"), ("P(improvement),", "probability_of_improvement"))
-        for metric, label in (("final", "final return"), ("auc", "AUC"))
-        for name, (p, low, high) in agg[key].get(metric, {}).items()
+        [k, t["tasks"], interval(t["normalized"]), interval(t["p_improvement"]), t["verdict"]] for k, t in totals.items()
     ]
     frame = lambda rows, columns: pd.DataFrame(rows, columns=columns.split("|"))  # noqa: E731
     table = lambda rows, columns, left=2: markdown(frame(rows, columns), left)  # noqa: E731
@@ -391,9 +354,10 @@ keep the figures shown before (on their own seeds).
     details_columns = "env|algo|seeds|final return|AUC|threshold|steps to threshold|s to threshold|steps/s|train s|params"
     details_columns += "|peak RSS MiB|rollout %|updates %"
     summary_text = f"""Per task, GPG's final return normalized with a random policy at 0 and PPO's at 1 (GPG's IQM over its
-runs, with its 95% bootstrap interval), and the verdict from P(GPG > PPO) (both as below). `{summary_md[-1][0]}`: the
+runs, with its 95% bootstrap interval), and the verdict from P(GPG > PPO) (both as below). `all {n_tasks} tasks`: the
 mean of the tasks' normalized IQMs, each task weighing the same (none is left out), and P(GPG > PPO) averaged over the
 tasks.{" Left: at the same step budget; right: at equal compute (below)." if equal else ""}"""
+    aggregate_columns = "metric|tasks|normalized [95% CI]|P(GPG > PPO) [95% CI]|verdict"
     summary_columns = "env|normalized [95% CI]|verdict" + "|at equal compute: normalized [95% CI]|verdict" * bool(equal)
     verdicts_columns = f"env|{intervals_columns}|mean GPG / PPO|worst GPG / PPO|below threshold GPG / PPO|verdict"
     unit = "CPU s" if cpu else "s"
@@ -450,10 +414,11 @@ the package version and a hash of its sources; for PPO Stable-Baselines3's versi
 {table(configurations, "env|algo|configuration|config hash|code|seeds", 6)}{"" if history is None else looks_section}
 ## Aggregate over tasks
 
-{agg["method"]}. Normalized score: {agg["normalization"]} (tasks: {", ".join(agg["tasks_normalized"]) or "none"}).
-P(X > Y): chance that a run of X beats a run of Y on the same task (ties count half), averaged over tasks.
+Each task weighing the same: the mean over tasks of GPG's IQM normalized with a random policy at 0 and PPO's IQM at 1,
+and P(GPG > PPO) averaged over tasks, with 95% percentile intervals from a stratified bootstrap ({reps} resamples of
+each task's runs of both algorithms). AUC: the mean evaluation return over training, normalized alike.
 
-{table(estimates, "metric|algo|estimate|95% CI")}
+{table(estimates, aggregate_columns, 1)}
 ## Tasks
 
 {markdown(pd.DataFrame([vars(t) for t in tasks]).astype(object).fillna("none"), 1)}
@@ -461,14 +426,14 @@ Learning curves: `curves/<env>.png`. Per-seed numbers: `results.csv`; each run's
 """
     files = {
         "results.csv": runs_frame(results).to_csv(index=False),
-        "aggregate.json": {**agg, "verdicts": per_task, "equal_compute": at_ppo_time, "overall": totals},
+        "aggregate.json": {"overall": totals, "verdicts": per_task, "equal_compute": at_ppo_time},
         "benchmark.md": text,
     }
     # The main tables also as CSV, cell for cell as in benchmark.md, for the documentation's csv-table directives.
     tables = {"summary": (summary_md, summary_columns), "verdicts": (verdicts_md, verdicts_columns),
               "equal_compute": (equal_md, equal_columns) if equal else None,
               "details": (details, details_columns),
-              "aggregate": (estimates, "metric|algo|estimate|95% CI")}  # fmt: skip
+              "aggregate": (estimates, aggregate_columns)}  # fmt: skip
     files |= {f"tables/{name}.csv": frame(*t).to_csv(index=False) for name, t in tables.items() if t is not None}
     if history is not None:
         files["history.json"] = history

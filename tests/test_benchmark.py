@@ -170,7 +170,8 @@ def test_reports_keep_the_columns_and_read_both_result_versions() -> None:
     timed = [run("gpg", 0, 60.0, [(0.0, 10.0)], 10.0, 3000.0, time_budget_s=10.0)]
     timed_md = report.reports(results, [TASK], ["gpg", "ppo"], 20, "cmd", timed)["benchmark.md"]
     assert "|CartPole-v1|10|10|60.0 [60.0, 60.0]|" in timed_md and "PPO's median s|" in timed_md
-    assert files["aggregate.json"]["probability_of_improvement"]["final"]["gpg>ppo"] == [1.0, 1.0, 1.0]
+    assert files["aggregate.json"]["overall"]["final return"]["p_improvement"] == [1.0, 1.0, 1.0]
+    assert "|AUC|1|2.00 [2.00, 2.00]|1.00 [1.00, 1.00]|win|" in files["benchmark.md"]  # (80 - 20) / (50 - 20)
 
 
 def test_history_keeps_what_was_shown_and_counts_the_looks() -> None:
