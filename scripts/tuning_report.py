@@ -7,28 +7,22 @@ each journal, ``<study>.csv`` (every trial: state, value, parameters and user at
 Optuna's ``trials_dataframe``), and ``benchmarks/tuning/tuning.md``: per study, its trial counts
 and its best trials. ``--entry`` instead writes one trial as a ``gpg.yml`` entry (the task's
 entry in ``hyperparams/gpg.yml`` updated with the trial's settings), to train or benchmark it on
-other seeds (``scripts/benchmark.py --conf gpg=FILE``). ``--checks`` prints, for such checks (output
-folders of ``scripts/benchmark.py``), the number of runs, the mean and interquartile mean of the final
-returns and the runs below the task's threshold: the figures the adoption rules of
-``benchmarks/tuning/verify/*.md`` compare. Usage::
+other seeds (``scripts/benchmark.py --conf gpg=FILE``, or a study file's variant). Usage::
 
     python scripts/tuning_report.py
     python scripts/tuning_report.py --top 10 --dir benchmarks/tuning
     python scripts/tuning_report.py --entry acrobot-gpg-1m 10 Acrobot-v1 --out acrobot-trial10.yml
     python scripts/tuning_report.py --dir DIR --entry STUDY best ENV --out best.yml   # the study's best trial
-    python scripts/tuning_report.py --checks entry=benchmarks/tuning/verify/pendulum-entry \
-        knn=benchmarks/tuning/verify/pendulum-knn
 """
 
 import argparse
-import json
 from pathlib import Path
 from typing import Any
 
 import optuna
 import pandas as pd
 import yaml
-from bench_report import iqm, markdown  # scripts/ is on sys.path when this file runs as a script
+from bench_report import markdown  # scripts/ is on sys.path when this file runs as a script
 
 from sb3_gpg.zoo import config_path
 from sb3_gpg.zoo.sampler import convert_gpg_params
@@ -81,26 +75,6 @@ def trial_entry(study: optuna.Study, number: int, base: dict[str, Any]) -> dict[
     return entry
 
 
-def check_summary(folders: list[Path], seeds: list[int] | None = None) -> dict[str, Any]:
-    """
-    Final returns of the finished runs of benchmark output folders, pooled (one task).
-
-    :param folders: Output folders of ``scripts/benchmark.py``, or folders inside them (``runs/<algo>/<env>``): every
-        ``seed<S>/result.json`` below them counts
-    :param seeds: Keep only these seeds (default: all)
-    :return: ``runs``, ``seeds``, ``mean``, ``iqm``, ``threshold`` and ``below`` (runs under the threshold)
-    """
-    results = [json.loads(path.read_text()) for folder in folders for path in sorted(folder.glob("**/seed*/result.json"))]
-    results = [r for r in results if seeds is None or r["seed"] in seeds]
-    if len({r["env_id"] for r in results}) != 1:
-        raise ValueError(f"{[str(f) for f in folders]} must hold finished runs of exactly one task")
-    finals, threshold = [r["final_mean"] for r in results], results[0]["threshold"]
-    return {
-        "runs": len(finals), "seeds": sorted(r["seed"] for r in results), "mean": float(sum(finals) / len(finals)),
-        "iqm": iqm(finals), "threshold": threshold, "below": sum(final < threshold for final in finals),
-    }  # fmt: skip
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     add = parser.add_argument
@@ -108,18 +82,7 @@ def main() -> None:
     add("--top", type=int, default=5, help="best complete trials listed per study")
     add("--entry", nargs=3, metavar=("STUDY", "TRIAL", "ENV"), help="write a trial (a number, or best) as ENV's gpg.yml entry")
     add("--out", type=Path, help="file of --entry (default: print it)")
-    add("--checks", nargs="+", metavar="LABEL=DIR[,DIR]", help="summarise benchmark output folders")
-    add("--seeds", nargs="+", type=int, help="seeds --checks keeps (default: all)")
     args = parser.parse_args()
-    if args.checks:
-        rows = []
-        for check in args.checks:
-            label, _, folders = check.rpartition("=")
-            summary = check_summary([Path(folder) for folder in folders.split(",")], args.seeds)
-            seeds, below = f"{summary['seeds'][0]}-{summary['seeds'][-1]}", f"{summary['below']} below {summary['threshold']}"
-            rows.append([label or folders, summary["runs"], seeds, f"{summary['mean']:.1f}", f"{summary['iqm']:.1f}", below])
-        print(markdown(pd.DataFrame(rows, columns=["check", "runs", "seeds", "mean", "IQM", "runs below threshold"])))
-        return
     if args.entry:
         name, number, env_id = args.entry
         (study,) = [study for journal in args.dir.glob("*.log") for study in load_studies(journal) if study.study_name == name]

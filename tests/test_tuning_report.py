@@ -1,6 +1,5 @@
 """scripts/tuning_report.py: tables and Markdown of journal studies, checked on a study built by hand."""
 
-import json
 import sys
 from pathlib import Path
 
@@ -72,32 +71,3 @@ def test_trial_entry_is_the_task_entry_with_the_trials_settings(report):
     assert entry["learning_rate"] == "lin_0.0003" and entry["gamma"] == pytest.approx(0.99)
     assert entry["baseline_kwargs"] == {"per_bin_std": True} and entry["normalize_advantage"] is False
     assert entry["policy_kwargs"] == "dict(net_arch=[128, 128], activation_fn=nn.Tanh)"
-
-
-def _result(folder: Path, env_id: str, seed: int, final: float, threshold: float) -> None:
-    run = folder / "runs" / "gpg" / env_id / f"seed{seed}"
-    run.mkdir(parents=True)
-    (run / "result.json").write_text(json.dumps({"env_id": env_id, "seed": seed, "final_mean": final, "threshold": threshold}))
-
-
-def test_check_summary_pools_folders_by_hand(report, tmp_path):
-    # Seeds 100-102 in one folder, 103-104 in another: finals 1, 2, 3, 4, 100 against a threshold of 3.
-    for seed, final in zip(range(100, 103), (1.0, 2.0, 3.0), strict=True):
-        _result(tmp_path / "a", "Task-v0", seed, final, 3.0)
-    for seed, final in zip(range(103, 105), (4.0, 100.0), strict=True):
-        _result(tmp_path / "b", "Task-v0", seed, final, 3.0)
-    summary = report.check_summary([tmp_path / "a", tmp_path / "b"])
-    # IQM of 5 runs drops one at each end: (2 + 3 + 4) / 3.
-    assert summary == {"runs": 5, "seeds": [100, 101, 102, 103, 104], "mean": 22.0, "iqm": 3.0, "threshold": 3.0, "below": 2}
-    # A folder inside the output folder counts too, and --seeds keeps only those seeds.
-    only = report.check_summary([tmp_path / "a" / "runs" / "gpg" / "Task-v0", tmp_path / "b"], seeds=[101, 104])
-    assert (only["runs"], only["mean"], only["below"]) == (2, 51.0, 1)
-
-
-def test_check_summary_refuses_two_tasks_or_none(report, tmp_path):
-    _result(tmp_path, "Task-v0", 100, 1.0, 3.0)
-    _result(tmp_path, "Other-v0", 100, 1.0, 3.0)
-    with pytest.raises(ValueError, match="exactly one task"):
-        report.check_summary([tmp_path])
-    with pytest.raises(ValueError, match="exactly one task"):
-        report.check_summary([tmp_path / "empty"])
