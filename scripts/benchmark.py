@@ -54,12 +54,12 @@ sys.path.insert(0, str(SCRIPTS))  # bench_report, imported by the sweep only: th
 # peak memory (a reported result) must not include pandas' and scipy's
 ALGOS = ("gpg", "ppo")
 DEFAULT_TASKS = (
-    "CartPole-v1 Acrobot-v1 Pendulum-v1 LunarLander-v3 LunarLanderContinuous-v3 HalfCheetah-v5 Hopper-v5 Walker2d-v5".split()
-)
+    "CartPole-v1 Acrobot-v1 Pendulum-v1 LunarLander-v3 LunarLanderContinuous-v3 HalfCheetah-v5 Hopper-v5 Walker2d-v5 Ant-v5"
+).split()
 #: Thresholds of tasks whose env spec has none (Pendulum-v1: swings up and holds in nearly every episode).
 EXTRA_THRESHOLDS = {"Pendulum-v1": -200.0}
 #: Mean return of uniformly random actions (:func:`random_score`, 100 episodes); other tasks are measured (20).
-RANDOM_SCORES = dict(zip(DEFAULT_TASKS, (23.7, -497.1, -1207.6, -192.0, -212.7, -282.5, 16.7, 1.8), strict=True))
+RANDOM_SCORES = dict(zip(DEFAULT_TASKS, (23.7, -497.1, -1207.6, -192.0, -212.7, -282.5, 16.7, 1.8, -48.05), strict=True))
 #: ``--smoke``'s defaults: seed 0 on CartPole-v1, 3000 steps, 5 evaluation episodes every 1000.
 SMOKE = {"tasks": ["CartPole-v1"], "seeds": [0], "n_timesteps": 3000, "eval_freq": 1000, "curve_episodes": 5}
 CURVE_SEED_OFFSET, FINAL_SEED_OFFSET = 20_000, 10_000  # evaluation envs' seeds (training envs: the run's seed)
@@ -342,6 +342,15 @@ def finished_result(spec: dict[str, Any], code: str | None = None) -> dict[str, 
     return None
 
 
+def needs_run(spec: dict[str, Any], code: str | None = None, cpu: bool = False) -> bool:
+    """
+    Whether a run is to be made: it has no :func:`finished_result` (with ``code``, if given) or, with ``cpu`` (equal
+    compute, which needs every run's CPU seconds), only one made before runs recorded them.
+    """
+    result = finished_result(spec, code)
+    return result is None or (cpu and "train_cpu_s" not in result)
+
+
 def mixed_code(results: Sequence[dict[str, Any]]) -> dict[str, list[str]]:
     """The algorithms whose results come from more than one code version, with those versions."""
     versions: dict[str, set[str]] = {}
@@ -611,7 +620,7 @@ def sweep(args: argparse.Namespace) -> int:
     out, tasks = Path(args.out).resolve(), resolve_tasks(args)
     specs = plan_runs(args, tasks, out)
     code = {algo: None if args.allow_mixed_code else code_version(algo)["code"] for algo in ALGOS}
-    to_run = lambda planned: [s for s in planned if finished_result(s, code[s["algo"]]) is None]  # noqa: E731
+    to_run = lambda planned: [s for s in planned if needs_run(s, code[s["algo"]], args.equal_compute)]  # noqa: E731
     git = {k: v for k, v in code_version("ppo").items() if k != "code"}  # the checkout the sweep runs from
     todo = [] if args.report_only else [spec | {"git": git} for spec in to_run(specs)]
     if not args.report_only:

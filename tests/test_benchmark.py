@@ -289,6 +289,8 @@ def test_equal_compute_runs_take_ppos_median_cpu_seconds(tmp_path: Path) -> None
     result = json.loads((Path(specs[1]["run_dir"]) / "result.json").read_text())
     (Path(specs[1]["run_dir"]) / "result.json").write_text(json.dumps({k: v for k, v in result.items() if k != "train_cpu_s"}))
     assert bench.plan_equal_compute(specs, tmp_path) == []
+    # With --equal-compute such a run is made again; without, it is reused.
+    assert bench.needs_run(specs[1], cpu=True) and not bench.needs_run(specs[1]) and not bench.needs_run(specs[0], cpu=True)
     with pytest.raises(SystemExit):
         bench.parse_args(["--equal-compute", "--vec-env", "subproc"])
 
