@@ -422,8 +422,11 @@ def test_behaviour_fingerprint_is_unchanged():
     params = th.nn.utils.parameters_to_vector(model.policy.parameters()).detach().double()
     assert model.num_timesteps == 1662
     assert digest.hexdigest()[:16] == "662ea1a977d21003"
-    assert float(params.sum()) == pytest.approx(11.980275245645316, rel=1e-6)
-    assert float(params.abs().sum()) == pytest.approx(621.5377854737162, rel=1e-6)
+    # The rollouts are pinned bit for bit; the trained parameters to 1e-5: torch's CPU kernels round differently on
+    # different CPUs (measured: 1.6e-6 relative on a CPU with AVX-512 and AMX against the CPU the numbers came from),
+    # while a change of behaviour moves these sums far more.
+    assert float(params.sum()) == pytest.approx(11.980275245645316, rel=1e-5)
+    assert float(params.abs().sum()) == pytest.approx(621.5377854737162, rel=1e-5)
 
 
 def test_group_seed_generator_survives_save_and_load(tmp_path):
