@@ -262,7 +262,6 @@ def plot_curves(out: Path, results: Results, algos: Sequence[str], thresholds: M
 def reports(
     results: Results,
     tasks: Sequence[Any],
-    algos: Sequence[str],
     reps: int,
     command: str,
     equal: Results = (),

@@ -636,10 +636,11 @@ def sweep(args: argparse.Namespace) -> int:
         if timed_todo:
             print(f"equal compute: {len(timed_todo)} of {len(timed)} runs to do (GPG for PPO's median CPU seconds)")
         failures += execute(timed_todo, len(timed), args)
-        equal = [result for spec in timed if (result := finished_result(spec)) is not None]
         if args.report_only:  # what the folder holds for GPG's runs, whatever its budget (earlier runs: wall-clock)
             found = [out / "runs/gpg-equal-compute" / s["env_id"] / f"seed{s['seed']}" for s in specs if s["algo"] == "gpg"]
             equal = [json.loads((run / "result.json").read_text()) for run in found if (run / "result.json").exists()]
+        else:
+            equal = [result for spec in timed if (result := finished_result(spec)) is not None]
     if "interrupted" in failures:
         return 130
     import bench_report
@@ -665,7 +666,7 @@ def sweep(args: argparse.Namespace) -> int:
         return 1
     command = " ".join(["python", "scripts/benchmark.py", *(a for a in sys.argv[1:] if a != "--report-only")])
     history = json.loads((out / "history.json").read_text()) if (out / "history.json").exists() else {}
-    reports = bench_report.reports(results, tasks, args.algos, args.bootstrap_reps, command, equal, history)
+    reports = bench_report.reports(results, tasks, args.bootstrap_reps, command, equal, history)
     for name, data in reports.items():
         write_atomic(out / name, data)
     bench_report.plot_curves(out, results, args.algos, {t.env_id: t.threshold for t in tasks})

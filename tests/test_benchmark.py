@@ -126,7 +126,7 @@ def test_reports_keep_the_columns_and_read_both_result_versions() -> None:
             **zoo_ppo,
         ),
     ]  # fmt: skip
-    files = report.reports(results, [TASK], ["gpg", "ppo"], 20, "python scripts/benchmark.py --test")
+    files = report.reports(results, [TASK], 20, "python scripts/benchmark.py --test")
     rows = list(csv.DictReader(io.StringIO(files["results.csv"])))
     before = """algo env_id seed n_timesteps env_steps final_mean final_std eval_episodes eval_timesteps auc threshold
     threshold_steps threshold_wall_s train_wall_s eval_wall_s setup_s steps_per_s params peak_rss_mib rss_imports_mib
@@ -151,7 +151,7 @@ def test_reports_keep_the_columns_and_read_both_result_versions() -> None:
     assert report.seed_list([12, 10, 11, 3, 5, 4, 0]) == "0, 3-5, 10-12" and "Against the targets" not in markdown
     # With runs of equal compute: GPG's 60 in PPO's 8 CPU seconds, normalized (60 - 20) / (100 - 20).
     equal = [run("gpg", 0, 60.0, [(0.0, 10.0)], 9.0, 3000.0, cpu_budget_s=8.0, train_cpu_s=8.0)]
-    equal_files = report.reports(results, [TASK], ["gpg", "ppo"], 20, "cmd", equal)
+    equal_files = report.reports(results, [TASK], 20, "cmd", equal)
     equal_md = equal_files["benchmark.md"]
     assert "|CartPole-v1|8|8|60.0 [60.0, 60.0]|100.0 [100.0, 100.0]|0.50 [0.50, 0.50]|0.00 [0.00, 0.00]|" in equal_md
     assert "PPO's median CPU s" in equal_md and "training CPU seconds" in equal_md
@@ -168,7 +168,7 @@ def test_reports_keep_the_columns_and_read_both_result_versions() -> None:
     assert equal_row["normalized [95% CI]"] == "0.50 [0.50, 0.50]" and equal_row["env"] == "CartPole-v1"
     # Earlier equal-time runs (wall-clock budgets, no CPU seconds) stay readable, labelled in seconds.
     timed = [run("gpg", 0, 60.0, [(0.0, 10.0)], 10.0, 3000.0, time_budget_s=10.0)]
-    timed_md = report.reports(results, [TASK], ["gpg", "ppo"], 20, "cmd", timed)["benchmark.md"]
+    timed_md = report.reports(results, [TASK], 20, "cmd", timed)["benchmark.md"]
     assert "|CartPole-v1|10|10|60.0 [60.0, 60.0]|" in timed_md and "PPO's median s|" in timed_md
     assert files["aggregate.json"]["overall"]["final return"]["p_improvement"] == [1.0, 1.0, 1.0]
     assert "|AUC|1|2.00 [2.00, 2.00]|1.00 [1.00, 1.00]|win|" in files["benchmark.md"]  # (80 - 20) / (50 - 20)
@@ -199,14 +199,14 @@ def test_history_keeps_what_was_shown_and_counts_the_looks() -> None:
     assert [(r["config_hash"], r["shown"], r["looks"], r["mean"]) for r in rows] == [
         ("h2", True, 2, 300.0), (None, False, 2, 100.5), ("h1", False, 2, 210.5)
     ]  # fmt: skip
-    files = report.reports([*changed, run("ppo", 0, 150.0, [], 1.0, 1.0)], [TASK], ["gpg", "ppo"], 20, "cmd", (), history)
+    files = report.reports([*changed, run("ppo", 0, 150.0, [], 1.0, 1.0)], [TASK], 20, "cmd", (), history)
     assert files["history.json"] == report.update_history(history, [run("ppo", 0, 150.0, [], 1.0, 1.0)])
     assert files["aggregate.json"]["looks"] == {"gpg CartPole-v1": 2, "ppo CartPole-v1": 1}
     markdown = files["benchmark.md"]
     shown = "|CartPole-v1|gpg|2|this report|hyperparams/gpg.yml [CartPole-v1]|h2|sb3-gpg 1 abc|10-11|2|300.0|300.0|300.0|"
     assert shown in markdown
     assert "|CartPole-v1|gpg||earlier|unrecorded|-|unrecorded|0-1|2|100.5|100.5|100.0|" in markdown
-    assert "history.json" not in report.reports(changed, [TASK], ["gpg"], 20, "cmd")  # no history given: none kept
+    assert "history.json" not in report.reports(changed, [TASK], 20, "cmd")  # no history given: none kept
 
 
 def test_committed_results_are_finished_runs(tmp_path: Path) -> None:
