@@ -163,20 +163,18 @@ def verdicts(results: Results, tasks: Sequence[Any], reps: int) -> list[dict[str
     """
     rows = []
     for task in tasks:
-        runs = {a: [r["final_mean"] for r in results if (r["env_id"], r["algo"]) == (task.env_id, a)] for a in ("gpg", "ppo")}
-        if not (runs["gpg"] and runs["ppo"]):
+        mine = [r for r in results if r["env_id"] == task.env_id]
+        runs = {a: np.asarray([r["final_mean"] for r in mine if r["algo"] == a], dtype=float) for a in ("gpg", "ppo")}
+        if not (runs["gpg"].size and runs["ppo"].size):
             continue
-        scores = [{task.env_id: np.asarray(runs[a], dtype=float)} for a in ("gpg", "ppo")]
         row: dict[str, Any] = {"env_id": task.env_id}
-        for algo, x in zip(("gpg", "ppo"), scores, strict=True):
-            finals = x[task.env_id]
+        for algo, finals in runs.items():
             below = None if task.threshold is None else int(np.sum(finals < task.threshold))
-            row |= {f"{algo}_seeds": len(finals), f"{algo}_iqm": stratified_bootstrap(_pooled_iqm, [x], reps)}
-            row |= {f"{algo}_mean": float(finals.mean()), f"{algo}_worst": float(finals.min()), f"{algo}_below": below}
-        statistic = functools.partial(_mean_normalized, randoms={task.env_id: task.random_score})
-        row["normalized"] = stratified_bootstrap(statistic, scores, reps)
-        row["p_improvement"] = stratified_bootstrap(probability_of_improvement, scores, reps)
-        rows.append(row | {"verdict": verdict(row["p_improvement"])})
+            iqm_ci = stratified_bootstrap(_pooled_iqm, [{task.env_id: finals}], reps)
+            row |= {f"{algo}_seeds": len(finals), f"{algo}_iqm": iqm_ci, f"{algo}_mean": float(finals.mean())}
+            row |= {f"{algo}_worst": float(finals.min()), f"{algo}_below": below}
+        both = overall(mine, [task], reps)  # one task: its normalized IQM, P(GPG > PPO) and verdict
+        rows.append(row | {key: both[key] for key in ("normalized", "p_improvement", "verdict")})
     return rows
 
 
