@@ -8,8 +8,11 @@ deprecate_kwarg() missing 1 required positional argument: 'new_arg_name'``), and
 in keyword arguments``). They are computed here, with rliable's definitions (tested in ``tests/test_benchmark.py``).
 """
 
+import contextlib
 import functools
 import itertools
+import json
+import re
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -178,6 +181,50 @@ def verdicts(results: Results, tasks: Sequence[Any], reps: int) -> list[dict[str
     return rows
 
 
+def search_effort(folder: Path, tasks: Sequence[Any]) -> list[list[Any]]:
+    """
+    How hard each side was searched on each task before a benchmark, from what ``folder`` keeps: the runs of its studies
+    on tuning seeds (>= 100; ``result.json``, one per algorithm, task, seed, configuration, code and budget) and the
+    trials of its Optuna studies (journal files, ``*.log``, whose study records the ``--optimize`` command; a pruned
+    trial counted for the evaluations it reached). Full budget: the task's ``n_timesteps`` or more, untimed.
+
+    :return: rows ``[env, algo, trials, configurations, runs, env steps (millions), full-budget configurations, runs]``
+    """
+    import optuna  # only here: the reports of sweeps without a search folder do not need it
+
+    budgets, rows, seen = {t.env_id: t.n_timesteps for t in tasks}, [], set()
+    for path in sorted(folder.glob("*/**/result.json")):
+        r = json.loads(path.read_text())
+        config = (r.get("provenance") or {}).get("config_hash") or json.dumps(r["key"]["config"], sort_keys=True)
+        timed = r.get("cpu_budget_s") or r["key"].get("time_budget_s")
+        run = (r["algo"], r["env_id"], r["seed"], config, (r.get("provenance") or {}).get("code"), r["n_timesteps"], timed)
+        if r["env_id"] in budgets and r["seed"] >= 100 and run not in seen:
+            seen.add(run)
+            full = not timed and r["n_timesteps"] >= budgets[r["env_id"]]
+            rows.append(dict(env_id=r["env_id"], algo=r["algo"], trial=0, config=config, steps=r["env_steps"], full=full))
+    for path in sorted(folder.glob("**/*.log")):
+        with open(path) as file, contextlib.suppress(ValueError, KeyError, AttributeError):
+            if "op_code" not in json.loads(file.readline()):  # not a journal (a run's worker.log)
+                continue
+            storage = optuna.storages.JournalStorage(optuna.storages.journal.JournalFileBackend(str(path)))
+            for summary in optuna.get_all_study_summaries(storage):
+                command = summary.user_attrs["command"]
+                env_id, algo = re.search(r"--env (\S+)", command)[1], re.search(r"--algo (\S+)", command)[1]
+                n, evaluations = (int(re.search(pattern, command)[1]) for pattern in (r" -n (\d+)", r"--n-evaluations (\d+)"))
+                for trial in optuna.load_study(study_name=summary.study_name, storage=storage).trials:
+                    complete = trial.state == optuna.trial.TrialState.COMPLETE
+                    done = n if complete else n * len(trial.intermediate_values) // evaluations
+                    row = dict(env_id=env_id, algo=algo, trial=1, config=f"{path}:{trial.number}", steps=done)
+                    rows.append(row | {"full": done >= budgets.get(env_id, np.inf)})
+    frame = pd.DataFrame(rows, columns=["env_id", "algo", "trial", "config", "steps", "full"])
+    order = {t.env_id: i for i, t in enumerate(tasks)}
+    return [
+        [e, a, int(g.trial.sum()), g.config.nunique(), len(g), f"{g.steps.sum() / 1e6:.1f}", g[g.full].config.nunique(),
+         int(g.full.sum())]
+        for (_, e, a), g in frame.assign(order=frame.env_id.map(order)).groupby(["order", "env_id", "algo"])
+    ]  # fmt: skip
+
+
 def history_key(result: Mapping[str, Any]) -> str:
     """The record of ``history.json`` a run belongs to: its algorithm, task, configuration hash and code version."""
     p = provenance(result)
@@ -264,6 +311,7 @@ def reports(
     command: str,
     equal: Results = (),
     history: Mapping[str, Any] | None = None,
+    search: Sequence[Sequence[Any]] = (),
 ) -> dict[str, Any]:
     """
     The report files of a sweep by name, text or an object to write as JSON: ``results.csv`` (per seed),
@@ -275,6 +323,7 @@ def reports(
         runs: wall-clock seconds), compared with PPO's in ``benchmark.md`` and ``aggregate.json``'s ``equal_compute``
     :param history: the folder's ``history.json`` (:func:`update_history`; empty for the first report): given, the
         files include it with ``results`` added, and ``benchmark.md`` a section of the looks at each task's runs
+    :param search: :func:`search_effort`'s rows: given, ``benchmark.md`` shows how hard each side was searched
     """
     per_task = verdicts(results, tasks, reps)
     ppo_runs = [r for r in results if r["algo"] == "ppo"]
@@ -373,6 +422,16 @@ Each GPG seed trained again for PPO's median {how}, so that schedules end near i
 PPO's final return, as above.
 
 {table(equal_md, equal_columns, 1)}"""
+    search_columns = "env|algo|Optuna trials|configurations|runs|M env steps|full budget: configurations|runs"
+    search_section = f"""
+## How hard each side was searched
+
+Everything the studies and Optuna studies of this repository ran on tuning seeds (100 and up) before the benchmark, per
+task and algorithm: Optuna trials (a pruned one counted for the steps it ran), configurations (each trial one), runs
+(seeds x configurations x code versions) and their env steps; then the configurations and runs at the task's full
+budget. PPO's rl-zoo3 entries were tuned by rl-zoo3's authors; that search is not counted here.
+
+{table(search, search_columns)}"""
     text = f"""# GPG vs PPO (rl-zoo3)
 
 Command: `{command}`
@@ -389,7 +448,7 @@ Final return (deterministic evaluation after `n_timesteps` env steps). IQM: inte
 resampling both algorithms' runs. P(GPG > PPO): chance that a GPG run beats a PPO run (ties count half). Verdict:
 `win` if the interval of P(GPG > PPO) lies above 0.5, `loss` if below 0.5, else `parity`.
 
-{table(verdicts_md, verdicts_columns, 1)}{equal_section if equal else ""}
+{table(verdicts_md, verdicts_columns, 1)}{equal_section if equal else ""}{search_section if search else ""}
 ## Performance of trained agents (rl-zoo3 format)
 
 Deterministic evaluation after `n_timesteps` env steps, pooled over seeds (`eval_episodes` = seeds x episodes).
@@ -429,7 +488,7 @@ Learning curves: `curves/<env>.png`. Per-seed numbers: `results.csv`; each run's
     # The main tables also as CSV, cell for cell as in benchmark.md, for the documentation's csv-table directives.
     tables = {"summary": (summary_md, summary_columns), "verdicts": (verdicts_md, verdicts_columns),
               "equal_compute": (equal_md, equal_columns) if equal else None,
-              "details": (details, details_columns),
+              "details": (details, details_columns), "search": (search, search_columns) if search else None,
               "aggregate": (estimates, aggregate_columns)}  # fmt: skip
     files |= {f"tables/{name}.csv": frame(*t).to_csv(index=False) for name, t in tables.items() if t is not None}
     if history is not None:

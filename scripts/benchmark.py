@@ -666,7 +666,8 @@ def sweep(args: argparse.Namespace) -> int:
         return 1
     command = " ".join(["python", "scripts/benchmark.py", *(a for a in sys.argv[1:] if a != "--report-only")])
     history = json.loads((out / "history.json").read_text()) if (out / "history.json").exists() else {}
-    reports = bench_report.reports(results, tasks, args.bootstrap_reps, command, equal, history)
+    search = bench_report.search_effort(Path(args.search_dir), tasks) if args.search_dir else ()
+    reports = bench_report.reports(results, tasks, args.bootstrap_reps, command, equal, history, search)
     for name, data in reports.items():
         write_atomic(out / name, data)
     bench_report.plot_curves(out, results, args.algos, {t.env_id: t.threshold for t in tasks})
@@ -714,6 +715,7 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     add("--device", default="cpu", help="torch device (default: cpu)")
     add("--torch-threads", type=int, default=1, help="torch threads per run (default: 1)")
     add("--bootstrap-reps", type=int, default=2000, help="bootstrap resamples of the aggregates")
+    add("--search-dir", help="report the runs and Optuna trials under this folder on seeds >= 100 as each side's search")
     add("--report-only", action="store_true", help="rewrite the reports from the finished runs, run nothing")
     add("--equal-compute", action="store_true", help="then train GPG again for PPO's median training CPU seconds per task")
     add("--allow-mixed-code", action="store_true", help="keep finished runs of other code versions and report them together")

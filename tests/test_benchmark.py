@@ -172,6 +172,10 @@ def test_reports_keep_the_columns_and_read_both_result_versions() -> None:
     assert "|CartPole-v1|10|10|60.0 [60.0, 60.0]|" in timed_md and "PPO's median s|" in timed_md
     assert files["aggregate.json"]["overall"]["final return"]["p_improvement"] == [1.0, 1.0, 1.0]
     assert "|AUC|1|2.00 [2.00, 2.00]|1.00 [1.00, 1.00]|win|" in files["benchmark.md"]  # (80 - 20) / (50 - 20)
+    # With search_effort's rows: a section and tables/search.csv; without, neither.
+    searched = report.reports(results, [TASK], 20, "cmd", search=[["CartPole-v1", "gpg", 3, 5, 6, "0.1", 2, 2]])
+    assert "## How hard each side was searched" in searched["benchmark.md"] and "tables/search.csv" in searched
+    assert "|CartPole-v1|gpg|3|5|6|0.1|2|2|" in searched["benchmark.md"] and "searched" not in files["benchmark.md"]
 
 
 def test_history_keeps_what_was_shown_and_counts_the_looks() -> None:
@@ -360,6 +364,38 @@ def test_a_studys_report_by_hand(tmp_path: Path) -> None:
     # A sweep of some variants only still reports all of them.
     assert bench.sweep(bench.parse_args(["--study", str(study), "--variants", "new", "--report-only"])) == 0
     assert pd.read_csv(tmp_path / "report.csv")["variant"].tolist() == ["base", "new"]
+
+
+def test_search_effort_counts_tuning_runs_and_optuna_trials(tmp_path: Path) -> None:
+    optuna = pytest.importorskip("optuna")
+
+    def result(folder: str, algo: str, seed: int, config: str, steps: int, **extra) -> None:
+        key = {"config": {"values": {"lr": config}}, **extra}
+        data = {"algo": algo, "env_id": "CartPole-v1", "seed": seed, "n_timesteps": steps, "env_steps": steps, "key": key}
+        bench.write_atomic(tmp_path / folder / "runs" / algo / f"seed{seed}" / "result.json", data)
+
+    result("a", "gpg", 100, "x", 100)
+    result("b", "gpg", 100, "x", 100)  # the same run kept in a second folder: counted once
+    result("a", "gpg", 101, "y", 50)  # below the task's budget
+    result("a", "gpg", 102, "y", 100, time_budget_s=5.0)  # a timed run is not at full budget
+    result("a", "gpg", 5, "z", 100)  # a benchmark seed: not search
+    result("a", "ppo", 100, "x", 100)
+    (tmp_path / "a" / "runs" / "gpg" / "seed100" / "worker.log").write_text("training...\n")
+    journal = str(tmp_path / "tuning" / "cartpole.log")
+    (tmp_path / "tuning").mkdir()
+    storage = optuna.storages.JournalStorage(optuna.storages.journal.JournalFileBackend(journal))
+    study = optuna.create_study(study_name="s", storage=storage, direction="maximize")
+    study.set_user_attr("command", "python -m sb3_gpg.train --algo gpg --env CartPole-v1 --optimize -n 200 --n-evaluations 4")
+    dist = {"lr": optuna.distributions.FloatDistribution(0.0, 1.0)}
+    study.add_trial(optuna.trial.create_trial(params={"lr": 0.1}, distributions=dist, value=1.0))
+    pruned = optuna.trial.create_trial(params={"lr": 0.2}, distributions=dist, state=optuna.trial.TrialState.PRUNED)
+    study.add_trial(pruned)  # no evaluation reached: no steps
+    pruned = {"params": {"lr": 0.3}, "distributions": dist, "state": optuna.trial.TrialState.PRUNED}
+    study.add_trial(optuna.trial.create_trial(**pruned, intermediate_values={0: 1.0}))  # 1/4 of 200 steps
+    rows = report.search_effort(tmp_path, [TASK])
+    # gpg: 3 trials + configurations x, y; runs: 3 study runs + 3 trials; full budget: run x and the complete trial.
+    assert rows == [["CartPole-v1", "gpg", 3, 5, 6, "0.0", 2, 2], ["CartPole-v1", "ppo", 0, 1, 1, "0.0", 1, 1]]
+    assert report.search_effort(tmp_path, [bench.Task("CartPole-v1", 1_000_000, "t", 1, None, "t")])[0][-2:] == [0, 0]
 
 
 def test_zoo_entries_conf_and_budgets(tmp_path: Path) -> None:
