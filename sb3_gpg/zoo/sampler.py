@@ -19,7 +19,7 @@ N_ENVS = (1, 2, 4, 8, 16, 32)
 GROUP_SIZES = (2, 4, 8, 16, 32)
 EPISODES_PER_ENV = (1, 2, 4)
 BINNINGS = ("timestep", "none", "grid")
-#: Grid widths of ``binning="grid"`` (observations rounded to a grid: Pendulum-v1's hand-tuned entry uses 1.0).
+#: Grid widths of ``binning="grid"`` (observations rounded to a grid of this width).
 BIN_EPS = (0.1, 0.25, 0.5, 1.0, 2.0)
 #: Baselines (GPG's ``baseline``); with ``"group"``, advantages are normalised per minibatch or, with
 #: ``per_bin_std`` (GRPO), by each bin's std: the estimator study found each variant best on some task.
