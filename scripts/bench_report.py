@@ -191,13 +191,15 @@ def search_effort(folder: Path, tasks: Sequence[Any]) -> list[list[Any]]:
     :return: rows ``[env, algo, trials, configurations, runs, env steps (millions), full-budget configurations, runs]``
     """
     import optuna  # only here: the reports of sweeps without a search folder do not need it
+    from tuning_report import load_studies  # tuning_report imports this module: imported when called, not at load
 
     budgets, rows, seen = {t.env_id: t.n_timesteps for t in tasks}, [], set()
     for path in sorted(folder.glob("*/**/result.json")):
         r = json.loads(path.read_text())
-        config = (r.get("provenance") or {}).get("config_hash") or json.dumps(r["key"]["config"], sort_keys=True)
+        made_by = r.get("provenance") or {}
+        config = made_by.get("config_hash") or json.dumps(r["key"]["config"], sort_keys=True)
         timed = r.get("cpu_budget_s") or r["key"].get("time_budget_s")
-        run = (r["algo"], r["env_id"], r["seed"], config, (r.get("provenance") or {}).get("code"), r["n_timesteps"], timed)
+        run = (r["algo"], r["env_id"], r["seed"], config, made_by.get("code"), r["n_timesteps"], timed)
         if r["env_id"] in budgets and r["seed"] >= 100 and run not in seen:
             seen.add(run)
             full = not timed and r["n_timesteps"] >= budgets[r["env_id"]]
@@ -206,12 +208,11 @@ def search_effort(folder: Path, tasks: Sequence[Any]) -> list[list[Any]]:
         with open(path) as file, contextlib.suppress(ValueError, KeyError, AttributeError):
             if "op_code" not in json.loads(file.readline()):  # not a journal (a run's worker.log)
                 continue
-            storage = optuna.storages.JournalStorage(optuna.storages.journal.JournalFileBackend(str(path)))
-            for summary in optuna.get_all_study_summaries(storage):
-                command = summary.user_attrs["command"]
+            for study in load_studies(path):
+                command = study.user_attrs["command"]
                 env_id, algo = re.search(r"--env (\S+)", command)[1], re.search(r"--algo (\S+)", command)[1]
                 n, evaluations = (int(re.search(pattern, command)[1]) for pattern in (r" -n (\d+)", r"--n-evaluations (\d+)"))
-                for trial in optuna.load_study(study_name=summary.study_name, storage=storage).trials:
+                for trial in study.trials:
                     complete = trial.state == optuna.trial.TrialState.COMPLETE
                     done = n if complete else n * len(trial.intermediate_values) // evaluations
                     row = dict(env_id=env_id, algo=algo, trial=1, config=f"{path}:{trial.number}", steps=done)
