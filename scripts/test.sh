@@ -10,11 +10,11 @@
 # (slow and postgres included: one test starts a two-node Ray cluster on 127.0.0.1 and stops it) and
 # the arguments given.
 #
-# PostgreSQL: SB3_GPG_PG_URL, if set, names a server of your own; otherwise .ci/postgres.sh (which
-# may apt-get install postgresql, said on stderr before it does) runs as root, or through
-# password-less sudo, and the server is stopped again when this script exits if this script started
-# it (one that was already running is left running). Without either, the two PostgreSQL tests are
-# skipped with the reason, except under CI (CI set), where that is an error.
+# PostgreSQL: SB3_GPG_PG_URL, if set, names a server of your own; otherwise .ci/postgres.sh starts a
+# local one (as root or through password-less sudo; it may apt-get install postgresql, said on stderr
+# before it does) and `.ci/postgres.sh undo` reverses that when this script exits: removes the cluster
+# if it created it, stops the server if it started it, leaves alone one that was running. Without root
+# or sudo the two PostgreSQL tests are skipped with the reason, except under CI (CI set): an error.
 # Settings: SB3_GPG_TORCH (see scripts/install.sh); OMP_NUM_THREADS (default 1: one torch thread
 # per process, several times faster for these small networks on few cores).
 set -euo pipefail
@@ -22,28 +22,18 @@ cd "$(dirname "$0")/.."
 log() { echo "test.sh: $*" >&2; }
 start=$(date +%s)
 
-# What this script started or made, undone on exit, whatever the exit: the PostgreSQL cluster, removed
-# whole if .ci/postgres.sh created it (it then sets SB3_GPG_PG_CREATED), else stopped if it started it
-# (SB3_GPG_PG_STARTED); and the folder of the built packages.
-as_root=()
+# Undone on exit, whatever the exit: what .ci/postgres.sh did (SB3_GPG_PG_CREATED or _STARTED, which
+# only this script's own call below sets) and the folder of the built packages.
+unset SB3_GPG_PG_STARTED SB3_GPG_PG_CREATED
 dist_dir=""
 cleanup() {
-    if [ -n "${SB3_GPG_PG_CREATED:-}" ]; then
-        log "removing the PostgreSQL cluster it created ($SB3_GPG_PG_CREATED: data, user and database)"
-        # shellcheck disable=SC2086 # "VERSION NAME", two arguments
-        (cd / && "${as_root[@]}" pg_dropcluster --stop $SB3_GPG_PG_CREATED) || log "could not remove cluster $SB3_GPG_PG_CREATED"
-        # pg_dropcluster leaves the configuration folder where .ci/postgres.sh added a file of its own.
-        "${as_root[@]}" rm -rf "/etc/postgresql/${SB3_GPG_PG_CREATED% *}/${SB3_GPG_PG_CREATED#* }"
-    elif [ -n "${SB3_GPG_PG_STARTED:-}" ]; then
-        log "stopping the PostgreSQL server it started (cluster $SB3_GPG_PG_STARTED)"
-        # shellcheck disable=SC2086 # "VERSION NAME", two arguments
-        (cd / && "${as_root[@]}" pg_ctlcluster $SB3_GPG_PG_STARTED stop) || log "could not stop cluster $SB3_GPG_PG_STARTED"
+    if [ -n "${SB3_GPG_PG_CREATED:-}${SB3_GPG_PG_STARTED:-}" ]; then
+        bash .ci/postgres.sh undo || log "could not undo what .ci/postgres.sh did"
     fi
     if [ -n "$dist_dir" ]; then
         rm -rf "$dist_dir"
     fi
 }
-unset SB3_GPG_PG_STARTED SB3_GPG_PG_CREATED  # set only by this script's own .ci/postgres.sh, below
 trap cleanup EXIT
 # Interrupted or terminated: exit, so that the EXIT trap runs.
 trap 'exit 130' INT
@@ -55,30 +45,13 @@ bash scripts/install.sh tests,zoo,plots,docs,cluster
 if [ -n "${SB3_GPG_PG_URL:-}" ]; then
     log "PostgreSQL: using SB3_GPG_PG_URL"
 else
-    pg_env=""
+    log "starting a local PostgreSQL server with .ci/postgres.sh (if it is not running)"
     pg_status=0
-    if [ "$(id -u)" = 0 ]; then
-        as_root=(env)
-    elif command -v sudo >/dev/null 2>&1 && sudo -n true 2>/dev/null; then
-        as_root=(sudo -n)
-    elif [ -n "${CI:-}" ]; then
-        log "CI needs PostgreSQL: run as root, with password-less sudo, or set SB3_GPG_PG_URL"
-        exit 1
-    else
-        log "not root and no password-less sudo: the PostgreSQL tests will be skipped" \
-            "(set SB3_GPG_PG_URL, or run as root, to run them)"
-    fi
-    if [ "${#as_root[@]}" -gt 0 ]; then
-        # The same test as .ci/postgres.sh's, which then installs Debian's postgresql.
-        if ! command -v pg_ctlcluster >/dev/null 2>&1 || ! compgen -G "/usr/lib/postgresql/*/bin/postgres" >/dev/null; then
-            log "PostgreSQL is not installed: .ci/postgres.sh will install Debian's postgresql with apt-get"
-        fi
-        log "starting a local PostgreSQL server with .ci/postgres.sh (if it is not running)"
-        pg_env="$("${as_root[@]}" bash .ci/postgres.sh)" || pg_status=$?
-    fi
-    # Read even when .ci/postgres.sh failed: it may have started the server, which the EXIT trap then stops.
-    eval "$pg_env"
-    if [ "$pg_status" != 0 ]; then
+    pg_env="$(bash .ci/postgres.sh)" || pg_status=$?
+    eval "$pg_env"  # even after a failure: what it started is undone on exit
+    if [ "$pg_status" = 3 ] && [ -z "${CI:-}" ]; then
+        log "the PostgreSQL tests will be skipped (set SB3_GPG_PG_URL, or run as root or with password-less sudo)"
+    elif [ "$pg_status" != 0 ]; then
         log ".ci/postgres.sh failed (exit status $pg_status)"
         exit "$pg_status"
     fi
