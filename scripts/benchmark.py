@@ -69,12 +69,12 @@ KEY = ("algo", "env_id", "seed", "n_timesteps", "eval_freq", "eval_episodes", "c
 STUDY_OPTIONS = ("eval_freq", "eval_episodes", "curve_episodes")
 
 
-def write_atomic(path: Path, data: Any) -> None:
-    """Write ``data``, text (a ``str``) or JSON (anything else), so that ``path`` holds its old or its whole new content."""
+def write_atomic(path: Path, data: Any, indent: int | None = 2) -> None:
+    """Write text (a ``str``) or JSON (``indent``; ``None``: one line) so that ``path`` holds its old or whole new content."""
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     with open(tmp, "w") as file:
-        file.write(data if isinstance(data, str) else json.dumps(data, indent=2, default=str))
+        file.write(data if isinstance(data, str) else json.dumps(data, indent=indent, default=str))
         file.flush()
         os.fsync(file.fileno())
     os.replace(tmp, path)
@@ -447,7 +447,7 @@ def run_worker(spec_file: Path) -> None:
         "torch_threads": spec["torch_threads"], "curve": curve, "cpu_budget_s": cpu_budget,
         "provenance": {**made_by, "config_hash": config_hash(spec["config"]["values"]), "node": node, "versions": versions()},
     }  # fmt: skip
-    write_atomic(run_dir / "result.json", result)
+    write_atomic(run_dir / "result.json", result, indent=None)
 
 
 def load_study(path: Path, names: Sequence[str] | None = None) -> list[dict[str, Any]]:
@@ -600,7 +600,7 @@ def execute(todo: Sequence[dict[str, Any]], n_specs: int, args: argparse.Namespa
                 failures.append(name)
                 print(f"[{n_done}/{n_specs}] FAILED {name} (exit {done['returncode']}): see {run_dir}/worker.log", flush=True)
                 continue
-            write_atomic(run_dir / "result.json", r)
+            write_atomic(run_dir / "result.json", r, indent=None)
             summary = "final {final_mean:.1f} +/- {final_std:.1f}, {env_steps} steps, {train_cpu_s:.1f} CPU s".format_map(r)
             print(f"[{n_done}/{n_specs}] {name}: {summary} | elapsed {elapsed:.0f} s, ETA {eta:.0f} s", flush=True)
     except KeyboardInterrupt:
