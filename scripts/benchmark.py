@@ -447,7 +447,7 @@ def run_worker(spec_file: Path) -> None:
         "torch_threads": spec["torch_threads"], "curve": curve, "cpu_budget_s": cpu_budget,
         "provenance": {**made_by, "config_hash": config_hash(spec["config"]["values"]), "node": node, "versions": versions()},
     }  # fmt: skip
-    write_atomic(run_dir / "result.json", result, indent=None)
+    write_atomic(run_dir / "result.json", result)  # in the task's temporary folder: read back by run_task
 
 
 def load_study(path: Path, names: Sequence[str] | None = None) -> list[dict[str, Any]]:

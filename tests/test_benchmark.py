@@ -217,7 +217,7 @@ def test_history_keeps_what_was_shown_and_counts_the_looks() -> None:
 def test_committed_results_are_finished_runs(tmp_path: Path) -> None:
     # A result written by the earlier version (absolute config path in its key) is found by a spec that
     # plans the same settings from another checkout, and only by one.
-    committed = json.loads((EARLIER).read_text())
+    committed = json.loads(EARLIER.read_text())
     (tmp_path / "result.json").write_text(json.dumps(committed))
     spec = {**committed["key"], "run_dir": str(tmp_path), "threshold": 475.0, "torch_threads": 1}
     spec["config"] = {**spec["config"], "file": "/elsewhere/hyperparams/gpg.yml"}
@@ -247,7 +247,7 @@ def test_code_versions_decide_reuse_and_reports(tmp_path: Path) -> None:
         hashes.append(bench.source_hash([source], tmp_path))
     assert hashes[0] == hashes[1] != hashes[2]
     # A run is reused only with the code version asked for; results without provenance are "unrecorded".
-    committed = json.loads((EARLIER).read_text())
+    committed = json.loads(EARLIER.read_text())
     spec = {**committed["key"], "run_dir": str(tmp_path)}
     new = {**committed, "provenance": {"code": "sb3-gpg 0.1.0 abc"}}
     (tmp_path / "result.json").write_text(json.dumps(new))
